@@ -38,3 +38,16 @@ def real() -> Path:
     if not REAL.is_dir():
         pytest.skip(f"real sample data not found at {REAL}")
     return REAL
+
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in __import__("sys").path:  # app.py / pages import the top-level ui module
+    __import__("sys").path.insert(0, str(ROOT))
+
+
+@pytest.fixture
+def app_env(settings: Settings, monkeypatch):
+    """Point the dashboard (AppTest) at a fresh data dir; returns the Settings."""
+    monkeypatch.setenv("ENDOLITE_DATA", str(settings.data_dir))
+    monkeypatch.chdir(ROOT)
+    return settings

@@ -1,0 +1,294 @@
+"""The ``endolite`` command: every page's job is also scriptable.
+
+    endolite [--data DIR] [--json] [--user NAME] COMMAND ...
+
+``--data`` defaults to $ENDOLITE_DATA, else ./data.  ``--json`` prints machine-readable output
+(one JSON document).  Errors print ``error: ...`` to stderr and exit 2; ``ingest`` exits 1 when
+any input was rejected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from endolite.config import ENV_DATA, Settings
+from endolite.errors import EndoliteError
+from endolite.records import IngestStatus, LabelKind, Role, SampleMethod, to_dict
+
+APP_PATH = Path(__file__).resolve().parents[1] / "app.py"
+
+
+class Output:
+    """Prints either JSON (``--json``) or plain lines."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def emit(self, data: Any, lines: Sequence[str]) -> None:
+        if self.as_json:
+            print(json.dumps(data, indent=2, default=str))
+        else:
+            for line in lines:
+                print(line)
+
+
+def _open(args):
+    from endolite.storage import connect
+
+    settings = Settings.resolve(args.data)
+    return settings, connect(settings)
+
+
+def _acting_user(args) -> str:
+    return args.user or os.environ.get("ENDOLITE_USER") or getpass.getuser()
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def cmd_serve(args, out: Output) -> int:
+    settings = Settings.resolve(args.data)
+    env = dict(os.environ, **{ENV_DATA: str(settings.data_dir)})
+    command = [sys.executable, "-m", "streamlit", "run", str(APP_PATH),
+               "--server.port", str(args.port), "--server.address", args.address,
+               "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--server.maxUploadSize", str(args.max_upload_mb)]
+    return subprocess.call(command, env=env)
+
+
+def cmd_ingest(args, out: Output) -> int:
+    from endolite.ingest import ingest_paths
+
+    settings, con = _open(args)
+    results = ingest_paths(con, settings, args.paths, user=_acting_user(args))
+    lines = [f"{r.status:<9} {r.kind:<11} id={r.id if r.id is not None else '-':<5} {r.path}"
+             + (f"  ({r.reason})" if r.reason else "") for r in results]
+    out.emit([to_dict(r) for r in results], lines)
+    return 1 if any(r.status == IngestStatus.REJECTED for r in results) else 0
+
+
+def cmd_extract(args, out: Output) -> int:
+    from endolite.extract import extract_frames
+
+    settings, con = _open(args)
+    result = extract_frames(con, settings, args.video_id, method=args.method, count=args.count,
+                            start=args.start, end=args.end, context=args.context, seed=args.seed,
+                            fmt=args.format, quality=args.quality, user=_acting_user(args))
+    data = {"extraction_id": result.extraction_id, "video_id": result.video_id,
+            "method": str(result.method),
+            "picked": [{"id": f.id, "frame_number": f.frame_number} for f in result.picked],
+            "context": [{"id": f.id, "frame_number": f.frame_number, "parent_id": f.parent_id}
+                        for f in result.context],
+            "frames_decoded": result.frames_decoded}
+    lines = [f"extraction {result.extraction_id}: {len(result.picked)} picked, "
+             f"{len(result.context)} context frames ({result.frames_decoded} decoded)",
+             "picked:  " + " ".join(str(f.id) for f in result.picked),
+             "context: " + " ".join(str(f.id) for f in result.context)]
+    out.emit(data, lines)
+    return 0
+
+
+def cmd_frames(args, out: Output) -> int:
+    from endolite.storage import media
+
+    _, con = _open(args)
+    frames = media.frames_of(con, video_id=args.video, group_id=args.group)
+    keys = ("id", "frame_number", "timestamp", "path", "original_name", "is_context", "parent_id")
+    data = [{k: getattr(f, k) for k in keys} for f in frames]
+    lines = [f"{f.id:>6} #{f.frame_number:<6} t={'' if f.timestamp is None else f'{f.timestamp:.3f}':<9} "
+             f"{'context ' if f.is_context else 'label   '}{f.path}"
+             + (f"  ({f.original_name})" if f.original_name else "") for f in frames]
+    out.emit(data, lines)
+    return 0
+
+
+def cmd_videos(args, out: Output) -> int:
+    from endolite.storage import media
+
+    _, con = _open(args)
+    videos = media.list_videos(con)
+    out.emit([to_dict(v) for v in videos],
+             [f"{v.id:>4} {v.title}  {v.width}x{v.height} {v.codec} {v.fps:.2f} fps "
+              f"{v.frame_count} frames {v.duration:.1f} s" for v in videos])
+    return 0
+
+
+def cmd_groups(args, out: Output) -> int:
+    from endolite.storage import media
+
+    _, con = _open(args)
+    groups = media.list_groups(con)
+    out.emit([to_dict(g) for g in groups],
+             [f"{g.id:>4} {g.title}  ({g.source}, {g.frame_count} frames)" for g in groups])
+    return 0
+
+
+def _read_password(prompt: str) -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass(prompt)
+        if getpass.getpass("repeat: ") != first:
+            raise EndoliteError("passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
+def cmd_user_add(args, out: Output) -> int:
+    from endolite import auth
+
+    settings, con = _open(args)
+    password = _read_password(f"password for {args.name}: ")
+    first = auth.needs_setup(con)
+    user = auth.add_user(con, args.name, args.role, password, created_by=args.user or args.name)
+    if first:
+        settings.setup_code_path.unlink(missing_ok=True)
+    out.emit(to_dict(user), [f"user {user.name} ({user.role}) created, id {user.id}"])
+    return 0
+
+
+def cmd_user_list(args, out: Output) -> int:
+    from endolite.storage import users
+
+    _, con = _open(args)
+    items = users.list_all(con)
+    out.emit([to_dict(u) for u in items], [f"{u.id:>4} {u.name} ({u.role})" for u in items])
+    return 0
+
+
+def cmd_label_add(args, out: Output) -> int:
+    from endolite.storage import labels
+
+    _, con = _open(args)
+    label = labels.add(con, args.name, kind=LabelKind(args.kind), color=args.color,
+                       created_by=_acting_user(args))
+    out.emit(to_dict(label), [f"label {label.name} ({label.kind}, {label.color}) id {label.id}"])
+    return 0
+
+
+def cmd_label_list(args, out: Output) -> int:
+    from endolite.storage import labels
+
+    _, con = _open(args)
+    items = labels.list_all(con)
+    out.emit([to_dict(lb) for lb in items],
+             [f"{lb.id:>4} {lb.name:<20} {lb.kind:<10} {lb.color} {','.join(lb.allowed)}" for lb in items])
+    return 0
+
+
+def cmd_label_rename(args, out: Output) -> int:
+    from endolite.storage import labels
+
+    _, con = _open(args)
+    label = labels.rename(con, args.name, args.new_name)
+    out.emit(to_dict(label), [f"label {label.id} is now {label.name}"])
+    return 0
+
+
+def cmd_label_recolor(args, out: Output) -> int:
+    from endolite.storage import labels
+
+    _, con = _open(args)
+    label = labels.recolor(con, args.name, args.color)
+    out.emit(to_dict(label), [f"label {label.name} is now {label.color}"])
+    return 0
+
+
+def cmd_setup_code(args, out: Output) -> int:
+    from endolite import auth
+
+    settings, con = _open(args)
+    if not auth.needs_setup(con):
+        raise EndoliteError("setup is done already: this data directory has users")
+    code = auth.ensure_setup_code(settings)
+    out.emit({"setup_code": code}, [code])
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="endolite", description="endoscopy labeling workbench")
+    p.add_argument("--data", help=f"data directory (default ${ENV_DATA} or ./data)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--user", help="who is acting (default $ENDOLITE_USER or the login name)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="start the dashboard")
+    s.add_argument("--port", type=int, default=8501)
+    s.add_argument("--address", default="0.0.0.0")
+    s.add_argument("--max-upload-mb", type=int, default=4096)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("ingest", help="import videos, images, folders, zips of frames, JSON manifests")
+    s.add_argument("paths", nargs="+")
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("extract", help="pick frames worth labeling from a video")
+    s.add_argument("video_id", type=int)
+    s.add_argument("--method", choices=[m.value for m in SampleMethod], default="uniform")
+    s.add_argument("--count", type=int, default=20)
+    s.add_argument("--start", help="fraction in [0,1] or seconds with an s suffix (e.g. 12s)")
+    s.add_argument("--end", help="fraction in [0,1] or seconds with an s suffix")
+    s.add_argument("--context", type=int, default=2, help="context frames either side (default 2)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--format", choices=["jpg", "png"], default="jpg")
+    s.add_argument("--quality", type=int, default=90, help="JPEG quality")
+    s.set_defaults(func=cmd_extract)
+
+    s = sub.add_parser("frames", help="list the frames of a video or image group")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--video", type=int)
+    which.add_argument("--group", type=int)
+    s.set_defaults(func=cmd_frames)
+
+    sub.add_parser("videos", help="list videos").set_defaults(func=cmd_videos)
+    sub.add_parser("groups", help="list image groups").set_defaults(func=cmd_groups)
+    sub.add_parser("setup-code", help="print the one-time admin setup code of a fresh data dir"
+                   ).set_defaults(func=cmd_setup_code)
+
+    u = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
+    s = u.add_parser("add", help="add a user (password from stdin when not a terminal)")
+    s.add_argument("name")
+    s.add_argument("--role", choices=[r.value for r in Role], required=True)
+    s.set_defaults(func=cmd_user_add)
+    u.add_parser("list").set_defaults(func=cmd_user_list)
+
+    lb = sub.add_parser("label", help="manage labels").add_subparsers(dest="label_command", required=True)
+    s = lb.add_parser("add")
+    s.add_argument("name")
+    s.add_argument("--kind", choices=[k.value for k in LabelKind], default="other")
+    s.add_argument("--color", help="#RRGGBB")
+    s.set_defaults(func=cmd_label_add)
+    lb.add_parser("list").set_defaults(func=cmd_label_list)
+    s = lb.add_parser("rename")
+    s.add_argument("name")
+    s.add_argument("new_name")
+    s.set_defaults(func=cmd_label_rename)
+    s = lb.add_parser("recolor")
+    s.add_argument("name")
+    s.add_argument("color")
+    s.set_defaults(func=cmd_label_recolor)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Output(args.json)
+    try:
+        return int(args.func(args, out) or 0)
+    except EndoliteError as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc), "type": type(exc).__name__}))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

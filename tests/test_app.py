@@ -1,0 +1,109 @@
+"""The login gate, first-admin setup, and the label / user / library pages (AppTest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from endolite import auth
+from endolite.records import Role
+from endolite.storage import connect, labels, users
+
+TIMEOUT = 60
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+
+def test_fresh_data_dir_asks_for_setup_code_and_creates_admin(app_env):
+    at = _app().run()
+    assert "Welcome to endolite" in at.title[0].value
+    code_file = app_env.setup_code_path
+    assert code_file.exists(), "the server must write the one-time code beside the database"
+    code = code_file.read_text().strip()
+
+    at.text_input(key="setup_code").input("not-the-code")
+    at.text_input(key="setup_name").input("ada")
+    at.text_input(key="setup_password").input("correct horse")
+    at.button[0].click().run()
+    assert any("wrong setup code" in e.value for e in at.error)
+
+    at.text_input(key="setup_code").input(code)
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.session_state["user"].name == "ada"
+    assert at.session_state["user"].role == Role.ADMIN
+    assert not code_file.exists(), "the setup code is single-use"
+    assert "Library" in [t.value for t in at.title]
+
+
+def test_login_rejects_wrong_password_and_accepts_right_one(app_env):
+    con = connect(app_env)
+    auth.add_user(con, "bob", Role.ANNOTATOR, "pw-of-bob-123")
+    at = _app().run()
+    assert "log in" in at.title[0].value
+    at.text_input(key="login_name").input("bob")
+    at.text_input(key="login_password").input("wrong-password")
+    at.button[0].click().run()
+    assert any("wrong password" in e.value for e in at.error)
+    at.text_input(key="login_password").input("pw-of-bob-123")
+    at.button[0].click().run()
+    assert at.session_state["user"].name == "bob"
+    assert "Library" in [t.value for t in at.title]
+
+
+def test_password_is_stored_only_as_salted_hash(settings):
+    con = connect(settings)
+    auth.add_user(con, "carol", Role.LEAD, "s3cret-pass")
+    auth.add_user(con, "dave", Role.LEAD, "s3cret-pass")
+    stored = [r[0] for r in con.execute("SELECT password_hash FROM users ORDER BY id").fetchall()]
+    assert all("s3cret-pass" not in s and s.startswith("scrypt$") for s in stored)
+    assert stored[0] != stored[1], "same password, different salt"
+    assert auth.authenticate(con, "carol", "s3cret-pass").role == Role.LEAD
+
+
+def _page(path: str, user) -> AppTest:
+    at = AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT)
+    at.session_state["user"] = user
+    return at
+
+
+def test_labels_page_adds_and_renames_labels(app_env):
+    con = connect(app_env)
+    lead = auth.add_user(con, "lena", Role.LEAD, "lead-pass-1")
+    at = _page("pages/labels.py", lead).run()
+    at.text_input(key="label_name").input("polyp")
+    at.selectbox(key="label_kind").select("pathology")
+    at.button[0].click().run()
+    assert not at.exception
+    label = labels.get_by_name(con, "polyp")
+    assert label.kind == "pathology" and label.created_by == "lena"
+
+    at.selectbox(key="label_target").select("polyp")
+    at.text_input(key="label_new_name").input("adenoma")
+    at.button[1].click().run()
+    assert labels.get(con, label.id).name == "adenoma"
+
+
+def test_users_page_is_admin_only_and_creates_users(app_env):
+    con = connect(app_env)
+    admin = auth.add_user(con, "root", Role.ADMIN, "admin-pass-1")
+    annotator = auth.add_user(con, "ann", Role.ANNOTATOR, "ann-pass-12")
+
+    at = _page("pages/users.py", annotator).run()
+    assert any("for admin" in e.value for e in at.error)
+
+    at = _page("pages/users.py", admin).run()
+    at.text_input(key="user_name").input("newbie")
+    at.selectbox(key="user_role").select("annotator")
+    at.text_input(key="user_password").input("short")
+    at.button[0].click().run()
+    assert any("at least" in e.value for e in at.error)
+    assert users.get_by_name(con, "newbie", missing_ok=True) is None
+    at.text_input(key="user_name").input("newbie")
+    at.text_input(key="user_password").input("long-enough-pw")
+    at.button[0].click().run()
+    assert users.get_by_name(con, "newbie").created_by == "root"

@@ -1,0 +1,93 @@
+"""Streamlit glue shared by app.py and the pages: the one connection, the signed-in user.
+
+Kept outside the core package: endolite/ never imports streamlit.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import streamlit as st
+
+from endolite.config import Settings
+from endolite.errors import EndoliteError
+from endolite.records import Role, User
+
+_lock = threading.Lock()
+
+
+@st.cache_resource(show_spinner=False)
+def _connection_for(data_dir: str):
+    """The process's one read-write DuckDB connection for ``data_dir`` (reruns use cursors)."""
+    from endolite.storage import connect
+
+    return connect(Settings(Path(data_dir)))
+
+
+@st.cache_resource(show_spinner=False)
+def _announce_setup_code(data_dir: str) -> str:
+    from endolite import auth
+
+    code = auth.ensure_setup_code(Settings(Path(data_dir)))
+    print(f"\n  endolite: fresh data directory {data_dir}\n"
+          f"  one-time setup code for the first admin account: {code}\n"
+          f"  (also in {Settings(Path(data_dir)).setup_code_path})\n", flush=True)
+    return code
+
+
+def settings() -> Settings:
+    return Settings.resolve()
+
+
+def cursor():
+    """A cursor on the shared connection (a connection object is not thread-safe)."""
+    return _connection_for(str(settings().data_dir)).cursor()
+
+
+def announce_setup_code() -> None:
+    _announce_setup_code(str(settings().data_dir))
+
+
+def current_user() -> User | None:
+    return st.session_state.get("user")
+
+
+def require_user(*roles: Role) -> User:
+    """The signed-in user; stops the page when nobody is signed in or the role does not fit."""
+    user = current_user()
+    if user is None:
+        st.warning("Please log in.")
+        st.stop()
+    if roles and user.role not in roles:
+        st.error(f"This page is for {' / '.join(roles)}; you are signed in as {user.role}.")
+        st.stop()
+    return user
+
+
+@contextmanager
+def reported_errors():
+    """Show an EndoliteError as st.error and keep the page running."""
+    try:
+        yield
+    except EndoliteError as exc:
+        st.error(str(exc))
+
+
+def frame_grid(frames, *, columns: int = 6, key: str = "grid") -> None:
+    """Thumbnails of ``frames`` (records.Frame) in a grid, captioned with number / file name."""
+    if not frames:
+        st.info("No frames yet.")
+        return
+    base = settings()
+    cols = st.columns(columns)
+    for i, frame in enumerate(frames):
+        label = frame.original_name or f"#{frame.frame_number}"
+        if frame.timestamp is not None:
+            label += f" · {frame.timestamp:.2f}s"
+        if frame.is_context:
+            label += " · context"
+        with cols[i % columns]:
+            st.image(str(base.absolute(frame.path)), caption=f"{frame.id}: {label}",
+                     width="stretch")

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test: fast unit tests, AppTest page tests, slow real-model tests and the browser
+# (e2e) tests in Debian's Chromium.  Installs what is missing first, so it works on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian's Chromium drives the e2e tests (never `playwright install`: no browser downloads here).
+if [ ! -x /usr/bin/chromium ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q && $SUDO apt-get install -y -q chromium
+fi
+
+# The project and its test extras (a no-op when already installed).
+python3 -m pip install -q -e ".[dev]"
+
+python3 -m pytest -m "slow or e2e or not (slow or e2e)" "$@"

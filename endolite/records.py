@@ -192,3 +192,86 @@ class ExtractionResult:
     picked: tuple[Frame, ...]
     context: tuple[Frame, ...]
     frames_decoded: int       # how many frames the decoder produced (performance accounting)
+
+
+class MaskSource(StrEnum):
+    MANUAL = "manual"
+    SAM = "sam"
+    PROPAGATED = "propagated"
+    MODEL = "model"
+    IMPORT = "import"
+
+
+class ShapeKind(StrEnum):
+    MASK = "mask"
+    BOX = "box"
+    POLYGON = "polygon"
+
+
+class Presence(StrEnum):
+    PRESENT = "present"
+    ABSENT = "absent"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Mask:
+    """One object on one frame, stored as COCO RLE (column-major; ``size`` is (H, W)).
+
+    ``bbox`` is (x, y, w, h) in pixels; ``prompt`` holds the clicks that made it
+    ({"points": [[x, y, 1|0], ...], "box": [x0, y0, x1, y1]}).
+    """
+
+    id: int
+    frame_id: int
+    label_id: int
+    label: str
+    color: str
+    annotator: str
+    source: MaskSource
+    kind: ShapeKind
+    height: int
+    width: int
+    rle: str
+    area: int
+    bbox: tuple[float, float, float, float]
+    prompt: dict[str, Any] = field(default_factory=dict)
+    confidence: float | None = None
+    flagged: bool = False
+    origin_mask_id: int | None = None
+    created_at: datetime | None = None
+
+    @property
+    def coco_rle(self) -> dict[str, Any]:
+        """The pycocotools RLE dict {"size": [H, W], "counts": bytes}."""
+        return {"size": [self.height, self.width], "counts": self.rle.encode("ascii")}
+
+
+@dataclass(frozen=True)
+class FrameLabel:
+    id: int
+    frame_id: int | None
+    video_id: int | None
+    frame_number: int | None
+    label_id: int
+    label: str
+    annotator: str
+    value: Presence
+    float_value: float | None = None
+    source: str = "manual"
+    segment_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A labelled time span of a video: frames ``start_frame``..``end_frame`` inclusive."""
+
+    id: int
+    video_id: int
+    label_id: int
+    label: str
+    color: str
+    start_frame: int
+    end_frame: int
+    annotator: str
+    for_export: bool = True

@@ -1,0 +1,76 @@
+"""Background jobs with progress persisted in the database.
+
+``start(con, kind, work, ...)`` records a job row and runs ``work(cursor, progress)`` in a daemon
+thread on its own cursor of the shared connection; ``progress(fraction, message)`` updates the
+row (at most every 0.5 s), and the result dict (or the error message) is stored at the end.
+Pages poll ``storage.jobs.get`` to show a progress bar.  CPU-heavy work that must not share the
+server process (training) will run as a worker process instead (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+
+from endolite.errors import EndoliteError
+from endolite.records import Job, JobStatus
+from endolite.storage import jobs as repo
+
+Progress = Callable[[float, str], None]
+Work = Callable[[duckdb.DuckDBPyConnection, Progress], dict[str, Any] | None]
+
+
+def _throttled(cur: duckdb.DuckDBPyConnection, job_id: int) -> Progress:
+    last = [0.0]
+
+    def progress(fraction: float, message: str = "") -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5 or fraction >= 1.0:
+            last[0] = now
+            repo.update(cur, job_id, progress=fraction, message=message)
+
+    return progress
+
+
+def run(con: duckdb.DuckDBPyConnection, job_id: int, work: Work) -> Job:
+    """Run ``work`` for an existing job row in this thread; returns the finished job."""
+    cur = con.cursor()
+    repo.update(cur, job_id, status=JobStatus.RUNNING, progress=0.0, message="started")
+    try:
+        result = work(cur, _throttled(cur, job_id)) or {}
+    except EndoliteError as exc:
+        repo.update(cur, job_id, status=JobStatus.FAILED, message=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a job must record why it died
+        repo.update(cur, job_id, status=JobStatus.FAILED,
+                    message=f"{type(exc).__name__}: {exc}",
+                    result={"traceback": traceback.format_exc(limit=8)})
+    else:
+        repo.update(cur, job_id, status=JobStatus.DONE, progress=1.0, message="done", result=result)
+    return repo.get(cur, job_id)
+
+
+def start(con: duckdb.DuckDBPyConnection, kind: str, work: Work, *, params: dict[str, Any] | None = None,
+          created_by: str | None = None, background: bool = True) -> Job:
+    """Create a job row and run ``work`` in a daemon thread (or inline when background=False)."""
+    job = repo.create(con, kind, params=params, created_by=created_by)
+    if not background:
+        return run(con, job.id, work)
+    threading.Thread(target=run, args=(con, job.id, work), name=f"endolite-job-{job.id}",
+                     daemon=True).start()
+    return job
+
+
+def wait(con: duckdb.DuckDBPyConnection, job_id: int, *, timeout: float = 600.0) -> Job:
+    """Poll until the job is done or failed (for the CLI and tests)."""
+    deadline = time.monotonic() + timeout
+    cur = con.cursor()
+    while True:
+        job = repo.get(cur, job_id)
+        if job.status in (JobStatus.DONE, JobStatus.FAILED) or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)

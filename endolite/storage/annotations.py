@@ -1,0 +1,211 @@
+"""Repository for masks / boxes / polygons, frame labels and time segments.
+
+Masks arrive already encoded (COCO RLE counts string + size, area, bbox computed by
+endolite.masks); deletes are soft (``deleted_at``) so an undo can restore them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from endolite.errors import InvalidInput, NotFound
+from endolite.records import FrameLabel, Mask, MaskSource, Presence, Segment, ShapeKind
+from endolite.storage.db import insert_rows, reserve_ids
+from endolite.storage.rows import dumps, fetch_dicts, loads
+
+_MASK_SELECT = ("SELECT m.*, l.name AS label, l.color AS color FROM masks m "
+                "JOIN labels l ON l.id = m.label_id WHERE m.deleted_at IS NULL")
+MASK_FIELDS = ("id", "frame_id", "label_id", "annotator", "source", "kind", "height", "width", "rle",
+               "area", "bbox", "prompt", "confidence", "flagged", "origin_mask_id", "created_by")
+
+
+def _mask(r: dict) -> Mask:
+    return Mask(id=r["id"], frame_id=r["frame_id"], label_id=r["label_id"], label=r["label"],
+                color=r["color"], annotator=r["annotator"], source=MaskSource(r["source"]),
+                kind=ShapeKind(r["kind"]), height=r["height"], width=r["width"], rle=r["rle"],
+                area=r["area"], bbox=tuple(r["bbox"]), prompt=loads(r["prompt"]),
+                confidence=r["confidence"], flagged=bool(r["flagged"]),
+                origin_mask_id=r["origin_mask_id"], created_at=r["created_at"])
+
+
+def reserve_mask_ids(con: duckdb.DuckDBPyConnection, count: int) -> list[int]:
+    return reserve_ids(con, "seq_masks", count)
+
+
+def insert_masks(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """Bulk insert mask rows: dicts with MASK_FIELDS (``prompt`` a dict, ``bbox`` 4 floats)."""
+    prepared = []
+    for row in rows:
+        item = {k: row.get(k) for k in MASK_FIELDS}
+        item["prompt"] = dumps(row.get("prompt"))
+        item["bbox"] = [float(v) for v in row["bbox"]]
+        item["source"] = str(row["source"])
+        item["kind"] = str(row.get("kind") or ShapeKind.MASK)
+        item["flagged"] = bool(row.get("flagged") or False)
+        prepared.append(item)
+    insert_rows(con, "masks", prepared)
+
+
+def get_mask(con: duckdb.DuckDBPyConnection, mask_id: int) -> Mask:
+    rows = fetch_dicts(con, _MASK_SELECT + " AND m.id = ?", [mask_id])
+    if not rows:
+        raise NotFound(f"no mask with id {mask_id}")
+    return _mask(rows[0])
+
+
+def masks_of(con: duckdb.DuckDBPyConnection, *, frame_ids: list[int] | None = None,
+             video_id: int | None = None, group_id: int | None = None,
+             annotator: str | None = None, label_id: int | None = None) -> list[Mask]:
+    """Live masks filtered by frames, or by a whole video / image group; ordered by frame, id."""
+    sql, params = _MASK_SELECT, []
+    if frame_ids is not None:
+        sql += " AND list_contains(?, m.frame_id)"
+        params.append(list(frame_ids))
+    if video_id is not None:
+        sql += " AND m.frame_id IN (SELECT id FROM frames WHERE video_id = ?)"
+        params.append(video_id)
+    if group_id is not None:
+        sql += " AND m.frame_id IN (SELECT id FROM frames WHERE group_id = ?)"
+        params.append(group_id)
+    if annotator is not None:
+        sql += " AND m.annotator = ?"
+        params.append(annotator)
+    if label_id is not None:
+        sql += " AND m.label_id = ?"
+        params.append(label_id)
+    sql += " ORDER BY m.frame_id, m.id"
+    return [_mask(r) for r in fetch_dicts(con, sql, params)]
+
+
+def soft_delete(con: duckdb.DuckDBPyConnection, mask_ids: list[int], *, by: str | None) -> int:
+    if not mask_ids:
+        return 0
+    before = con.execute("SELECT count(*) FROM masks WHERE deleted_at IS NULL AND list_contains(?, id)",
+                         [list(mask_ids)]).fetchone()[0]
+    con.execute("UPDATE masks SET deleted_at = current_localtimestamp(), deleted_by = ? "
+                "WHERE deleted_at IS NULL AND list_contains(?, id)", [by, list(mask_ids)])
+    return int(before)
+
+
+def restore(con: duckdb.DuckDBPyConnection, mask_ids: list[int]) -> None:
+    if mask_ids:
+        con.execute("UPDATE masks SET deleted_at = NULL, deleted_by = NULL WHERE list_contains(?, id)",
+                    [list(mask_ids)])
+
+
+# --- frame labels -----------------------------------------------------------------------------
+
+_FL_SELECT = ("SELECT f.*, l.name AS label FROM frame_labels f JOIN labels l ON l.id = f.label_id")
+
+
+def _frame_label(r: dict) -> FrameLabel:
+    return FrameLabel(id=r["id"], frame_id=r["frame_id"], video_id=r["video_id"],
+                      frame_number=r["frame_number"], label_id=r["label_id"], label=r["label"],
+                      annotator=r["annotator"], value=Presence(r["value"]),
+                      float_value=r["float_value"], source=r["source"], segment_id=r["segment_id"])
+
+
+def set_frame_label(con: duckdb.DuckDBPyConnection, *, frame_id: int, video_id: int | None,
+                    frame_number: int | None, label_id: int, annotator: str, value: Presence | str,
+                    float_value: float | None = None) -> FrameLabel:
+    """Set (insert or update) one annotator's value of one label on one frame."""
+    try:
+        value = Presence(value)
+    except ValueError:
+        raise InvalidInput(f"frame label value {value!r}: use present (1), absent (0) or unknown") from None
+    row = con.execute("SELECT id FROM frame_labels WHERE frame_id = ? AND label_id = ? AND annotator = ?",
+                      [frame_id, label_id, annotator]).fetchone()
+    if row:
+        con.execute("UPDATE frame_labels SET value = ?, float_value = ?, source = 'manual', "
+                    "updated_at = current_localtimestamp() WHERE id = ?", [str(value), float_value, row[0]])
+        label_row_id = row[0]
+    else:
+        label_row_id = con.execute(
+            "INSERT INTO frame_labels (frame_id, video_id, frame_number, label_id, annotator, value, "
+            "float_value) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [frame_id, video_id, frame_number, label_id, annotator, str(value), float_value]).fetchone()[0]
+    return frame_labels_where(con, "f.id = ?", [label_row_id])[0]
+
+
+def frame_labels_where(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[FrameLabel]:
+    """Frame-label rows matching an internal ``where`` clause (parameterised)."""
+    return [_frame_label(r) for r in fetch_dicts(con, f"{_FL_SELECT} WHERE {where} ORDER BY f.id", params)]
+
+
+def frame_labels_of(con: duckdb.DuckDBPyConnection, frame_id: int, *, annotator: str | None = None) -> list[FrameLabel]:
+    if annotator is None:
+        return frame_labels_where(con, "f.frame_id = ?", [frame_id])
+    return frame_labels_where(con, "f.frame_id = ? AND f.annotator = ?", [frame_id, annotator])
+
+
+# --- segments ---------------------------------------------------------------------------------
+
+_SEG_SELECT = ("SELECT s.*, l.name AS label, l.color AS color FROM segments s "
+               "JOIN labels l ON l.id = s.label_id WHERE s.deleted_at IS NULL")
+
+
+def _segment(r: dict) -> Segment:
+    return Segment(id=r["id"], video_id=r["video_id"], label_id=r["label_id"], label=r["label"],
+                   color=r["color"], start_frame=r["start_frame"], end_frame=r["end_frame"],
+                   annotator=r["annotator"], for_export=bool(r["for_export"]))
+
+
+def add_segment(con: duckdb.DuckDBPyConnection, *, video_id: int, label_id: int, start_frame: int,
+                end_frame: int, annotator: str, for_export: bool = True) -> Segment:
+    row = con.execute(
+        "INSERT INTO segments (video_id, label_id, start_frame, end_frame, annotator, for_export, "
+        "created_by) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        [video_id, label_id, start_frame, end_frame, annotator, for_export, annotator]).fetchone()
+    return segments_of(con, video_id=video_id, segment_id=row[0])[0]
+
+
+def segments_of(con: duckdb.DuckDBPyConnection, *, video_id: int, segment_id: int | None = None) -> list[Segment]:
+    sql, params = _SEG_SELECT + " AND s.video_id = ?", [video_id]
+    if segment_id is not None:
+        sql += " AND s.id = ?"
+        params.append(segment_id)
+    return [_segment(r) for r in fetch_dicts(con, sql + " ORDER BY s.start_frame, s.id", params)]
+
+
+def set_segment_export(con: duckdb.DuckDBPyConnection, segment_id: int, for_export: bool) -> None:
+    con.execute("UPDATE segments SET for_export = ? WHERE id = ?", [for_export, segment_id])
+
+
+def delete_segment(con: duckdb.DuckDBPyConnection, segment_id: int) -> None:
+    con.execute("UPDATE segments SET deleted_at = current_localtimestamp() WHERE id = ?", [segment_id])
+
+
+def missing_segment_rows(con: duckdb.DuckDBPyConnection, video_id: int) -> list[dict[str, Any]]:
+    """Frame-label rows that segments marked for export imply but that do not exist yet.
+
+    One row per (frame number in [start, end], label, annotator) with value 'present', linked to
+    the video's frame row where one exists (lx-annotate's ensure-segment-annotations).
+    """
+    return fetch_dicts(con, """
+        WITH wanted AS (
+            SELECT s.id AS segment_id, s.video_id, s.label_id, s.annotator, n.range AS frame_number
+            FROM segments s, range(s.start_frame, s.end_frame + 1) n
+            WHERE s.video_id = ? AND s.for_export AND s.deleted_at IS NULL
+        ), dedup AS (
+            SELECT video_id, label_id, annotator, frame_number, min(segment_id) AS segment_id
+            FROM wanted GROUP BY ALL
+        )
+        SELECT d.*, (SELECT min(fr.id) FROM frames fr WHERE fr.video_id = d.video_id
+                     AND fr.frame_number = d.frame_number) AS frame_id
+        FROM dedup d
+        WHERE NOT EXISTS (
+            SELECT 1 FROM frame_labels fl WHERE fl.video_id = d.video_id
+              AND fl.frame_number = d.frame_number AND fl.label_id = d.label_id
+              AND fl.annotator = d.annotator)
+        ORDER BY d.frame_number, d.label_id
+    """, [video_id])
+
+
+def insert_frame_label_rows(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    insert_rows(con, "frame_labels", [
+        {"id": i, "frame_id": r["frame_id"], "video_id": r["video_id"], "frame_number": r["frame_number"],
+         "label_id": r["label_id"], "annotator": r["annotator"], "value": r.get("value", "present"),
+         "source": r.get("source", "segment"), "segment_id": r.get("segment_id")}
+        for i, r in zip(reserve_ids(con, "seq_frame_labels", len(rows)), rows)])

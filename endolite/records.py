@@ -275,3 +275,33 @@ class Segment:
     end_frame: int
     annotator: str
     for_export: bool = True
+
+
+class TaskStatus(StrEnum):
+    TODO = "todo"
+    IN_PROGRESS = "in_progress"
+    COMPLETE = "complete"
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A gold-standard benchmark: the same frames and labels for the gold annotator and each
+    evaluated annotator (one task per user and frame)."""
+
+    id: int
+    name: str
+    gold: str
+    annotators: tuple[str, ...]
+    label_ids: tuple[int, ...]
+    frame_ids: tuple[int, ...]
+    iou_threshold: float = 0.5
+    created_at: datetime | None = None
+    created_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    benchmark_id: int
+    annotator: str
+    frame_id: int
+    status: TaskStatus

@@ -65,6 +65,23 @@ def find_by_source_url(con: duckdb.DuckDBPyConnection, url: str) -> tuple[str, i
     return None
 
 
+def find_image_by_source_url(con: duckdb.DuckDBPyConnection, url: str) -> tuple[int, int | None] | None:
+    """(group id, frame id) of a still image registered from ``url`` by a manifest's ``images``
+    list, if any.  Ingest records those in the group's client_metadata as
+    ``{"images": [{"objectUrl": url, "frame_number": n, ...}, ...]}``."""
+    rows = con.execute("SELECT id, client_metadata FROM image_groups "
+                       "WHERE contains(client_metadata, ?) ORDER BY id", [dumps(url)]).fetchall()
+    for group_id, text in rows:
+        images = loads(text).get("images")
+        for entry in images if isinstance(images, list) else []:
+            if isinstance(entry, dict) and entry.get("objectUrl") == url:
+                frame = con.execute("SELECT id FROM frames WHERE group_id = ? AND frame_number = ? "
+                                    "ORDER BY id LIMIT 1", [group_id, entry.get("frame_number")]
+                                    ).fetchone()
+                return group_id, (frame[0] if frame else None)
+    return None
+
+
 def list_videos(con: duckdb.DuckDBPyConnection) -> list[Video]:
     return [_video(r) for r in fetch_dicts(con, "SELECT * FROM videos ORDER BY id")]
 

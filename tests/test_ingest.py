@@ -1,0 +1,444 @@
+"""Ingest: videos, still images, Lightning Pose zips and Encord-style manifests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from endolite import ingest
+from endolite.ingest import ZipLimits, ingest_paths
+from endolite.media import encode_image, sha256_file
+from endolite.records import IngestStatus, ItemKind
+from endolite.storage import audit
+from endolite.storage import media as store
+from endolite.synthetic import write_disc_video
+
+IMPORTED, DUPLICATE, REJECTED = IngestStatus.IMPORTED, IngestStatus.DUPLICATE, IngestStatus.REJECTED
+
+
+def data_files(settings) -> list[str]:
+    """Every file under the data dir except the database itself."""
+    return sorted(p.relative_to(settings.data_dir).as_posix()
+                  for p in settings.data_dir.rglob("*")
+                  if p.is_file() and not p.name.startswith("endolite.duckdb"))
+
+
+def count(con, table: str) -> int:
+    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def rgb(h: int, w: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, size=(h, w, 3), dtype=np.uint8)
+
+
+def write_png(path: Path, h: int = 24, w: int = 32, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_image(rgb(h, w, seed), fmt="png"))
+    return path
+
+
+def png_bytes(seed: int, h: int = 16, w: int = 20) -> bytes:
+    return encode_image(rgb(h, w, seed), fmt="png")
+
+
+def run(con, settings, paths, **kw):
+    kw.setdefault("user", "alice")
+    return ingest_paths(con, settings, [str(p) for p in paths], **kw)
+
+
+# --- videos -----------------------------------------------------------------------------------
+
+def test_video_import_probes_and_stores_once_by_hash(con, settings, disc_video):
+    seen = []
+    [result] = run(con, settings, [disc_video], progress=lambda f, m: seen.append(f))
+    assert (result.status, result.kind, result.title) == (IMPORTED, ItemKind.VIDEO, "disc")
+    video = store.get_video(con, result.id)
+    assert (video.fps, video.frame_count, video.width, video.height) == (25.0, 100, 192, 144)
+    assert video.codec == "h264" and video.duration == pytest.approx(4.0, abs=0.1)
+    assert video.original_name == "disc.mp4" and video.created_by == "alice"
+    sha = sha256_file(disc_video)
+    assert video.sha256 == sha and video.path == f"videos/{sha}.mp4"
+    assert settings.absolute(video.path).read_bytes() == disc_video.read_bytes()
+    assert video.size_bytes == disc_video.stat().st_size
+    [entry] = audit.recent(con, action="import")
+    assert (entry.username, entry.entity, entry.entity_id) == ("alice", "video", video.id)
+    assert seen == sorted(seen) and seen[-1] == 1.0 and all(0 <= f <= 1 for f in seen)
+
+
+def test_real_colonoscopy_video_imports(con, settings, real):
+    source = real / "videos" / "video_coloscopy.mp4"
+    [result] = run(con, settings, [source])
+    video = store.get_video(con, result.id)
+    assert (video.width, video.height, video.fps, video.frame_count) == (470, 410, 30.0, 884)
+    assert video.duration == pytest.approx(29.47, abs=0.05) and video.codec == "h264"
+    assert settings.absolute(video.path).read_bytes() == source.read_bytes()
+
+
+def test_same_video_again_is_a_duplicate(con, settings, disc_video, tmp_path):
+    copy = shutil.copy(disc_video, tmp_path / "same bytes other name.mp4")
+    first, second = run(con, settings, [disc_video, copy])
+    assert first.status == IMPORTED
+    assert (second.status, second.id, second.reason) == (DUPLICATE, first.id, f"duplicate of video {first.id}")
+    assert count(con, "videos") == 1 and len(list(settings.videos_dir.iterdir())) == 1
+    assert len(audit.recent(con, action="import")) == 1
+
+
+@pytest.mark.parametrize("name, codec", [("clip.avi", "mpeg4"), ("clip.mkv", "mpeg4"),
+                                         ("clip.webm", "libvpx-vp9"), ("clip.mov", "mpeg4")])
+def test_videos_in_other_containers(con, settings, tmp_path, name, codec):
+    path = write_disc_video(tmp_path / name, 12, height=64, width=96, fps=10, codec=codec)
+    [result] = run(con, settings, [path])
+    assert result.status == IMPORTED, result.reason
+    video = store.get_video(con, result.id)
+    assert (video.width, video.height, video.frame_count, video.fps) == (96, 64, 12, 10.0)
+    assert video.codec == {"libvpx-vp9": "vp9"}.get(codec, codec)
+    assert video.path.endswith(Path(name).suffix) and video.title == "clip"
+
+
+def test_display_name_gives_title_and_original_name(con, settings, disc_video, tmp_path):
+    upload = shutil.copy(disc_video, tmp_path / "upload-3f9a.bin")
+    [result] = run(con, settings, [upload], display_names={str(upload): "Patient 7 colonoscopy.mp4"})
+    video = store.get_video(con, result.id)
+    assert (video.title, video.original_name) == ("Patient 7 colonoscopy", "Patient 7 colonoscopy.mp4")
+    assert video.path.endswith(".mp4")
+
+
+def test_same_video_committed_meanwhile_is_a_duplicate(con, settings, disc_video, monkeypatch):
+    [first] = run(con, settings, [disc_video])
+    real_find, calls = store.find_video_by_sha, []
+
+    def late_find(con_, sha):           # the pre-check misses a row another session just committed
+        calls.append(sha)
+        return None if len(calls) == 1 else real_find(con_, sha)
+    monkeypatch.setattr(ingest.store, "find_video_by_sha", late_find)
+    [second] = run(con, settings, [disc_video])
+    assert (second.status, second.id) == (DUPLICATE, first.id)
+    assert settings.absolute(store.get_video(con, first.id).path).is_file()   # not undone
+    assert count(con, "videos") == 1
+
+
+def test_bad_videos_are_rejected_and_leave_nothing(con, settings, disc_video, tmp_path):
+    data = disc_video.read_bytes()
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(data[: len(data) // 2])
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    noise = tmp_path / "noise.mkv"
+    noise.write_bytes(os.urandom(20_000))
+    missing = tmp_path / "gone.mp4"
+    results = run(con, settings, [truncated, empty, noise, missing])
+    assert [r.status for r in results] == [REJECTED] * 4
+    for result, name in zip(results, ["truncated.mp4", "empty.mp4", "noise.mkv", "gone.mp4"]):
+        assert name in result.reason
+    assert "empty file" in results[1].reason and "no such file" in results[3].reason
+    assert count(con, "videos") == 0 and data_files(settings) == []
+    assert audit.recent(con, action="import") == []
+
+
+def test_unknown_types_are_rejected(con, settings, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("patient notes, not a video\n" * 20)
+    blob = tmp_path / "blob.xyz"
+    blob.write_bytes(os.urandom(5000))
+    results = run(con, settings, [text, blob])
+    assert [r.status for r in results] == [REJECTED, REJECTED]
+    assert "notes.txt: unknown type" in results[0].reason
+    assert "blob.xyz: unknown type" in results[1].reason
+    assert data_files(settings) == []
+
+
+# --- still images -----------------------------------------------------------------------------
+
+def test_image_folder_is_one_group_in_natural_order(con, settings, tmp_path):
+    folder = tmp_path / "polyp series"
+    write_png(folder / "10.png", seed=10)
+    write_png(folder / "2.png", seed=2)
+    Image.fromarray(rgb(24, 32, 1)).save(folder / "1.bmp")
+    (folder / "readme.txt").write_text("ignored")
+    [result] = run(con, settings, [folder])
+    assert (result.status, result.kind, result.title) == (IMPORTED, ItemKind.IMAGE_GROUP, "polyp series")
+    group = store.get_group(con, result.id)
+    assert (group.source, group.frame_count, group.created_by) == ("folder", 3, "alice")
+    frames = store.frames_of(con, group_id=group.id)
+    assert [f.original_name for f in frames] == ["1.bmp", "2.png", "10.png"]
+    assert [f.frame_number for f in frames] == [0, 1, 2] and list(result.frame_ids) == [f.id for f in frames]
+    for frame in frames:
+        assert frame.timestamp is None and not frame.is_context and (frame.width, frame.height) == (32, 24)
+        original = settings.absolute(frame.original_path)
+        assert original == settings.group_frames_dir(group.id) / frame.original_name
+        assert original.read_bytes() == (folder / frame.original_name).read_bytes()
+        assert frame.sha256 == sha256_file(folder / frame.original_name)
+    bmp, png = frames[0], frames[1]
+    assert bmp.path == f"frames/group_{group.id}/frame_{bmp.id}.png"
+    with Image.open(settings.absolute(bmp.path)) as im:
+        assert im.format == "PNG" and np.array_equal(np.asarray(im.convert("RGB")), rgb(24, 32, 1))
+    assert png.path == png.original_path
+
+
+def test_real_cvc_tiffs_and_kvasir_jpegs_import(con, settings, real):
+    tiffs = sorted((real / "images").glob("*.tif"))
+    jpegs = sorted((real / "images").glob("cju*.jpg"))[:5]
+    assert len(tiffs) == 10 and len(jpegs) == 5
+    results = run(con, settings, tiffs + jpegs)
+    assert all(r.status == IMPORTED and r.kind == ItemKind.IMAGE for r in results), results
+    assert len({r.id for r in results}) == 1 and results[0].title == "15 images"
+    frames = store.frames_of(con, group_id=results[0].id)
+    assert [f.id for f in frames] == [r.frame_ids[0] for r in results]
+    for source, frame in zip(tiffs + jpegs, frames):
+        assert frame.original_name == source.name
+        assert settings.absolute(frame.original_path).read_bytes() == source.read_bytes()
+        with Image.open(settings.absolute(frame.path)) as im:
+            assert im.size == (frame.width, frame.height)
+            im.load()
+    assert all((f.width, f.height) == (384, 288) for f in frames[:10])
+    assert all(f.path.endswith(f"frame_{f.id}.png") for f in frames[:10])
+    assert all(f.path == f.original_path for f in frames[10:])
+
+
+def test_loose_images_dedup_and_single_image_title(con, settings, tmp_path):
+    a, b = write_png(tmp_path / "a.png", seed=1), write_png(tmp_path / "b.png", seed=2)
+    first = run(con, settings, [a, b])
+    assert [r.status for r in first] == [IMPORTED, IMPORTED] and first[0].title == "2 images"
+    again = run(con, settings, [b, a])                      # same images, other order
+    assert [r.status for r in again] == [DUPLICATE, DUPLICATE]
+    assert again[0].reason == f"duplicate of image group {first[0].id}"
+    assert again[0].frame_ids == first[1].frame_ids          # b's frame
+    upload = write_png(tmp_path / "tmp-upload-1.png", seed=3)
+    [single] = run(con, settings, [upload], display_names={str(upload): "cecum view.png"})
+    assert single.title == "cecum view"
+    frame = store.get_frame(con, single.frame_ids[0])
+    assert frame.original_name == "cecum view.png" and frame.original_path.endswith("/cecum view.png")
+    assert count(con, "image_groups") == 2
+
+
+def test_bad_loose_image_is_rejected_alone(con, settings, tmp_path):
+    good = write_png(tmp_path / "good.png")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    results = run(con, settings, [good, broken])
+    assert [r.status for r in results] == [IMPORTED, REJECTED]
+    assert "broken.jpg" in results[1].reason and results[0].title == "good"
+    assert store.get_group(con, results[0].id).frame_count == 1
+
+
+# --- zips of frames ---------------------------------------------------------------------------
+
+def lp_zip(path: Path, frames: list[int], *, folder: str = "subject023_session0/",
+           csv_text: str | None = None, extra: dict[str, bytes] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for n in frames:
+            zf.writestr(f"{folder}img{n:08d}.png", png_bytes(n))
+        if csv_text is not None:
+            zf.writestr(f"{folder}selected_frames.csv", csv_text)
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_lightning_pose_zip_with_context_frames(con, settings, tmp_path):
+    frames = [141, 142, 143, 144, 145, 1154, 1155, 1156, 1157, 1158]
+    path = lp_zip(tmp_path / "subject023_session0.zip", frames,
+                  csv_text="frames\nimg00000143.png\nsubject023_session0/img00001156.png\n",
+                  extra={"__MACOSX/._img00000143.png": b"junk", "notes.txt": b"ignored"})
+    [result] = run(con, settings, [path])
+    assert (result.status, result.kind, result.title) == (IMPORTED, ItemKind.IMAGE_GROUP, "subject023_session0")
+    group = store.get_group(con, result.id)
+    assert (group.source, group.sha256, group.frame_count) == ("zip", sha256_file(path), 10)
+    stored = store.frames_of(con, group_id=group.id)
+    assert [f.frame_number for f in stored] == frames
+    by_number = {f.frame_number: f for f in stored}
+    labeling = [f.frame_number for f in store.frames_of(con, group_id=group.id, include_context=False)]
+    assert labeling == [143, 1156]
+    for f in stored:
+        parent = None if f.frame_number in (143, 1156) else by_number[143 if f.frame_number < 600 else 1156].id
+        assert (f.is_context, f.parent_id) == (parent is not None, parent)
+        assert f.original_name == f"img{f.frame_number:08d}.png"
+        assert settings.absolute(f.path).read_bytes() == png_bytes(f.frame_number)
+    [again] = run(con, settings, [path])
+    assert (again.status, again.reason) == (DUPLICATE, f"duplicate of image group {group.id}")
+
+
+def test_zip_without_csv_and_with_clashing_names(con, settings, tmp_path):
+    path = tmp_path / "two cams.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("left/img00000001.png", png_bytes(1))
+        zf.writestr("right/img00000002.png", png_bytes(2))
+        zf.writestr("right/img00000003.png", png_bytes(3))
+        zf.writestr("left/frame.png", png_bytes(4))
+        zf.writestr("right/frame.png", png_bytes(5))
+    [result] = run(con, settings, [path])
+    assert result.status == IMPORTED, result.reason
+    frames = store.frames_of(con, group_id=result.id)
+    assert not any(f.is_context for f in frames)
+    names = [Path(f.original_path).name for f in frames]
+    assert sorted(f.original_name for f in frames).count("frame.png") == 2
+    assert len(set(names)) == 5 and "frame_2.png" in names
+
+
+@pytest.mark.parametrize("member", ["../escape.png", "/abs/escape.png", "a/../../escape.png"])
+def test_zip_slip_is_rejected(con, settings, tmp_path, member):
+    path = tmp_path / "slip.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("img00000001.png", png_bytes(1))
+        zf.writestr(member, png_bytes(2))
+    [result] = run(con, settings, [path])
+    assert result.status == REJECTED and "slip.zip" in result.reason and member in result.reason
+    assert data_files(settings) == [] and count(con, "frames") == 0
+    assert not (tmp_path / "escape.png").exists()
+
+
+def bomb(path: Path, megabytes: int) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("img00000001.png", png_bytes(1))
+        zf.writestr("img00000002.png", bytes(megabytes << 20))
+    return path
+
+
+def test_zip_bomb_is_rejected(con, settings, tmp_path):
+    path = bomb(tmp_path / "bomb.zip", 30)                  # 30 MB of zeros in ~30 KB
+    assert path.stat().st_size < 200_000
+    [by_ratio] = run(con, settings, [path], zip_limits=ZipLimits(ratio_floor_bytes=10 << 20))
+    assert by_ratio.status == REJECTED and "bomb.zip" in by_ratio.reason and "zip bomb" in by_ratio.reason
+    [by_total] = run(con, settings, [path], zip_limits=ZipLimits(max_total_bytes=20 << 20))
+    assert by_total.status == REJECTED and "limit" in by_total.reason
+    [fine] = run(con, settings, [path])                     # default limits: 30 MB is allowed
+    assert fine.status == REJECTED and "cannot decode" in fine.reason   # ...but it is no image
+    assert data_files(settings) == [] and count(con, "image_groups") == 0
+
+
+def test_zip_whose_header_lies_about_size_is_rejected(con, settings, tmp_path):
+    path = bomb(tmp_path / "liar.zip", 30)
+    raw = bytearray(path.read_bytes())
+    # shrink the declared uncompressed size of the big member in the central directory
+    cd = raw.rfind(b"PK\x01\x02")
+    struct.pack_into("<I", raw, cd + 24, 1000)
+    path.write_bytes(bytes(raw))
+    [result] = run(con, settings, [path], zip_limits=ZipLimits(ratio_floor_bytes=10 << 20))
+    assert result.status == REJECTED and "liar.zip" in result.reason
+    assert data_files(settings) == [] and count(con, "frames") == 0
+
+
+# --- manifests --------------------------------------------------------------------------------
+
+def test_manifest_registers_videos_images_and_groups(con, settings, disc_video, tmp_path):
+    media_dir = tmp_path / "bucket"
+    media_dir.mkdir()
+    shutil.copy(disc_video, media_dir / "case1.mp4")
+    second = write_disc_video(media_dir / "case2.mkv", 10, height=64, width=96, codec="mpeg4", seed=3)
+    for k in range(4):
+        write_png(media_dir / f"still{k}.png", seed=20 + k)
+    manifest = {
+        "videos": [
+            {"objectUrl": "bucket/case1.mp4", "title": "Case 1",
+             "clientMetadata": {"site": "A", "$encord": {"frames": {"40": {"note": "polyp"}, "5": {}}}}},
+            {"objectUrl": second.as_uri(), "clientMetadata": {"$encord": {"frames": [9, 2, 2]}}},
+            {"objectUrl": "bucket/nothere.mp4", "title": "missing"},
+            {"objectUrl": "bucket/still3.png", "title": "a picture is no video"},
+        ],
+        "images": [
+            {"objectUrl": "bucket/still0.png", "title": "first", "clientMetadata": {"view": "cecum"}},
+            {"objectUrl": str(media_dir / "still1.png")},
+            {"objectUrl": "bucket/lost.png"},
+        ],
+        "image_groups": [
+            {"title": "pair", "objectUrl_1": "bucket/still3.png", "objectUrl_0": "bucket/still2.png",
+             "clientMetadata": {"batch": 7}},
+        ],
+        "skip_duplicate_urls": True,
+    }
+    path = tmp_path / "registration.json"
+    path.write_text(json.dumps(manifest))
+    results = run(con, settings, [path])
+    assert [(r.path, r.kind, r.status) for r in results] == [
+        ("bucket/case1.mp4", ItemKind.VIDEO, IMPORTED),
+        (second.as_uri(), ItemKind.VIDEO, IMPORTED),
+        ("bucket/nothere.mp4", ItemKind.VIDEO, REJECTED),
+        ("bucket/still3.png", ItemKind.VIDEO, REJECTED),
+        ("bucket/still0.png", ItemKind.IMAGE, IMPORTED),
+        (str(media_dir / "still1.png"), ItemKind.IMAGE, IMPORTED),
+        ("bucket/lost.png", ItemKind.IMAGE, REJECTED),
+        ("bucket/still2.png", ItemKind.IMAGE_GROUP, IMPORTED),
+    ]
+    assert "nothere.mp4" in results[2].reason and "no such file" in results[2].reason
+    assert "still3.png: not a video" in results[3].reason
+    assert "lost.png" in results[6].reason
+    case1 = store.get_video(con, results[0].id)
+    assert case1.title == "Case 1" and case1.client_metadata["site"] == "A"
+    assert case1.client_metadata["$encord"] == {"frames": {"40": {"note": "polyp"}, "5": {}}}
+    assert case1.client_metadata["key_frames"] == [5, 40]
+    case2 = store.get_video(con, results[1].id)
+    assert case2.title == "case2" and case2.client_metadata["key_frames"] == [2, 9]
+    assert con.execute("SELECT source_url FROM videos ORDER BY id").fetchall() == [
+        ("bucket/case1.mp4",), (second.as_uri(),)]
+    images = store.get_group(con, results[4].id)
+    assert (images.title, images.source, images.frame_count) == ("registration", "manifest", 2)
+    assert images.client_metadata["images"][0]["clientMetadata"] == {"view": "cecum"}
+    pair = store.get_group(con, results[7].id)
+    assert (pair.title, pair.frame_count, pair.client_metadata["batch"]) == ("pair", 2, 7)
+    assert [f.original_name for f in store.frames_of(con, group_id=pair.id)] == ["still2.png", "still3.png"]
+
+    # registered URLs are duplicates without re-reading the files (even once they are gone)
+    for name in ("case1.mp4", "still0.png", "still2.png"):
+        (media_dir / name).unlink()
+    files_before = data_files(settings)
+    again = run(con, settings, [path])
+    assert [r.status for r in again] == [DUPLICATE, DUPLICATE, REJECTED, REJECTED, DUPLICATE,
+                                         DUPLICATE, REJECTED, DUPLICATE]
+    assert again[0].id == results[0].id and again[4].frame_ids == results[4].frame_ids
+    assert again[7].id == results[7].id
+    assert data_files(settings) == files_before and count(con, "videos") == 2
+
+
+def test_json_that_is_not_a_manifest(con, settings, tmp_path):
+    other = tmp_path / "coco.json"
+    other.write_text(json.dumps({"annotations": [], "categories": []}))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{ not json")
+    results = run(con, settings, [other, broken])
+    assert [r.status for r in results] == [REJECTED, REJECTED]
+    assert "coco.json: unknown type" in results[0].reason and "broken.json" in results[1].reason
+
+
+# --- batches and all-or-nothing ---------------------------------------------------------------
+
+def test_one_bad_file_does_not_stop_the_batch(con, settings, disc_video, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 4096)
+    image = write_png(tmp_path / "view.png")
+    results = run(con, settings, [bad, disc_video, tmp_path / "nope.avi", image])
+    assert [r.status for r in results] == [REJECTED, IMPORTED, REJECTED, IMPORTED]
+    assert [r.kind for r in results[1::2]] == [ItemKind.VIDEO, ItemKind.IMAGE]
+    assert count(con, "videos") == 1 and count(con, "image_groups") == 1
+
+
+def test_a_failing_item_leaves_nothing_half_written(con, settings, tmp_path, monkeypatch):
+    folder = tmp_path / "series"
+    for k in range(3):
+        write_png(folder / f"{k}.png", seed=k)
+    Image.fromarray(rgb(24, 32, 9)).save(folder / "3.tif")
+    (folder / "4.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    [result] = run(con, settings, [folder])
+    assert result.status == REJECTED and "4.png" in result.reason and "series" in result.reason
+    assert data_files(settings) == [] and count(con, "image_groups") == 0
+
+    # a failure inside the transaction: rows rolled back, files deleted
+    (folder / "4.png").unlink()
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(ingest.store, "insert_frames", boom)
+    [result] = run(con, settings, [folder])
+    assert result.status == REJECTED and "disk full" in result.reason
+    assert data_files(settings) == []
+    assert count(con, "image_groups") == 0 and count(con, "frames") == 0
+    assert audit.recent(con, action="import") == []
+    monkeypatch.undo()
+    [result] = run(con, settings, [folder])
+    assert result.status == IMPORTED and store.get_group(con, result.id).frame_count == 4

@@ -210,6 +210,78 @@ def cmd_setup_code(args, out: Output) -> int:
     return 0
 
 
+def _mask_dict(m) -> dict[str, Any]:
+    return {"id": m.id, "frame_id": m.frame_id, "label": m.label, "annotator": m.annotator,
+            "source": str(m.source), "kind": str(m.kind), "confidence": m.confidence,
+            "flagged": m.flagged, "area": m.area, "bbox": list(m.bbox),
+            "rle": {"size": [m.height, m.width], "counts": m.rle}}
+
+
+def cmd_mask_import(args, out: Output) -> int:
+    from endolite.annotate import import_mask_files
+
+    settings, con = _open(args)
+    results = import_mask_files(con, settings, args.paths, label=args.label, annotator=args.annotator)
+    out.emit(results, [f"{r['status']:<9} {r['path']}" + (f" -> frame {r['frame_id']} mask {r['mask_id']}"
+                                                          if r["mask_id"] else f"  ({r['reason']})")
+                       for r in results])
+    return 1 if any(r["status"] == "rejected" for r in results) else 0
+
+
+def cmd_masks(args, out: Output) -> int:
+    from endolite.storage import annotations
+
+    _, con = _open(args)
+    items = annotations.masks_of(con, frame_ids=[args.frame] if args.frame is not None else None,
+                                 video_id=args.video, group_id=args.group, annotator=args.annotator)
+    out.emit([_mask_dict(m) for m in items],
+             [f"{m.id:>6} frame {m.frame_id:<6} {m.label:<16} {m.annotator:<12} {m.source:<10} "
+              f"conf={'' if m.confidence is None else f'{m.confidence:.2f}'} area={m.area}" for m in items])
+    return 0
+
+
+def cmd_frame_label(args, out: Output) -> int:
+    from endolite.annotate import parse_assignment, set_frame_labels
+
+    _, con = _open(args)
+    rows = set_frame_labels(con, args.frame_id, [parse_assignment(a) for a in args.set],
+                            annotator=args.annotator or _acting_user(args))
+    out.emit([to_dict(r) for r in rows], [f"frame {r.frame_id}: {r.label}={r.value}" for r in rows])
+    return 0
+
+
+def cmd_segment_add(args, out: Output) -> int:
+    from endolite.annotate import add_segment
+
+    _, con = _open(args)
+    seg = add_segment(con, args.video_id, label=args.label, start=args.start, end=args.end,
+                      annotator=args.annotator or _acting_user(args))
+    out.emit(to_dict(seg), [f"segment {seg.id}: {seg.label} frames {seg.start_frame}-{seg.end_frame}"])
+    return 0
+
+
+def cmd_segment_list(args, out: Output) -> int:
+    from endolite.storage import annotations
+
+    _, con = _open(args)
+    segs = annotations.segments_of(con, video_id=args.video_id)
+    out.emit([to_dict(s) for s in segs], [f"{s.id:>4} {s.label:<16} {s.start_frame}-{s.end_frame} "
+                                          f"{s.annotator}{'' if s.for_export else ' (not exported)'}"
+                                          for s in segs])
+    return 0
+
+
+def cmd_segment_materialize(args, out: Output) -> int:
+    from endolite.annotate import materialize_segments
+
+    _, con = _open(args)
+    n = materialize_segments(con, args.video_id, dry_run=args.dry_run, by=_acting_user(args))
+    verb = "would create" if args.dry_run else "created"
+    out.emit({"video_id": args.video_id, "dry_run": args.dry_run, "rows": n},
+             [f"{verb} {n} frame-label rows"])
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -274,6 +346,44 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("color")
     s.set_defaults(func=cmd_label_recolor)
+
+    m = sub.add_parser("mask", help="masks").add_subparsers(dest="mask_command", required=True)
+    s = m.add_parser("import", help="binary mask images onto the frames whose file stem matches")
+    s.add_argument("paths", nargs="+")
+    s.add_argument("--label", required=True)
+    s.add_argument("--annotator", required=True)
+    s.set_defaults(func=cmd_mask_import)
+
+    s = sub.add_parser("masks", help="list masks (COCO RLE) of a frame, image group or video")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--frame", type=int)
+    which.add_argument("--group", type=int)
+    which.add_argument("--video", type=int)
+    s.add_argument("--annotator")
+    s.set_defaults(func=cmd_masks)
+
+    s = sub.add_parser("frame-label", help="set frame-level labels: --set LABEL=1|0|unknown ...")
+    s.add_argument("frame_id", type=int)
+    s.add_argument("--set", action="append", required=True, metavar="LABEL=VALUE")
+    s.add_argument("--annotator")
+    s.set_defaults(func=cmd_frame_label)
+
+    sg = sub.add_parser("segment", help="time segments of a video").add_subparsers(
+        dest="segment_command", required=True)
+    s = sg.add_parser("add")
+    s.add_argument("video_id", type=int)
+    s.add_argument("--label", required=True)
+    s.add_argument("--start", type=int, required=True)
+    s.add_argument("--end", type=int, required=True)
+    s.add_argument("--annotator")
+    s.set_defaults(func=cmd_segment_add)
+    s = sg.add_parser("list")
+    s.add_argument("video_id", type=int)
+    s.set_defaults(func=cmd_segment_list)
+    s = sg.add_parser("materialize", help="create the missing frame-label rows of exported segments")
+    s.add_argument("video_id", type=int)
+    s.add_argument("--dry-run", action="store_true")
+    s.set_defaults(func=cmd_segment_materialize)
     return p
 
 

@@ -1,0 +1,255 @@
+"""Annotation service: save / delete / restore masks (DB row + PNG mirror), import mask files,
+frame labels and time segments.  Pages and the CLI call these; storage does the SQL.
+
+Masks are ``(H, W) bool`` arrays matching the frame's size; they are stored as COCO RLE
+(endolite.masks) in DuckDB and mirrored to ``masks/frame_<frame_id>/mask_<mask_id>.png``.
+An empty mask is refused (nothing to store).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from endolite import masks as rle
+from endolite.config import Settings
+from endolite.errors import InvalidInput, NotFound
+from endolite.media import write_bytes_atomic
+from endolite.records import Frame, FrameLabel, Label, Mask, MaskSource, Presence, Segment, ShapeKind
+from endolite.storage import annotations as store
+from endolite.storage import audit, labels, media
+
+
+@dataclass(frozen=True)
+class NewMask:
+    """A mask to store: ``mask`` is ``(H, W) bool`` in the frame's pixel grid."""
+
+    frame_id: int
+    mask: np.ndarray
+    source: MaskSource = MaskSource.MANUAL
+    kind: ShapeKind = ShapeKind.MASK
+    prompt: dict[str, Any] | None = None
+    confidence: float | None = None
+    flagged: bool = False
+    origin_mask_id: int | None = None
+
+
+def resolve_label(con: duckdb.DuckDBPyConnection, label: str | int | Label) -> Label:
+    if isinstance(label, Label):
+        return label
+    if isinstance(label, int):
+        return labels.get(con, label)
+    return labels.get_by_name(con, label)
+
+
+def mask_png_path(settings: Settings, frame_id: int, mask_id: int) -> Path:
+    return settings.masks_dir / f"frame_{frame_id}" / f"mask_{mask_id}.png"
+
+
+def save_masks(con: duckdb.DuckDBPyConnection, settings: Settings, items: Sequence[NewMask], *,
+               label: str | int | Label, annotator: str) -> list[Mask]:
+    """Store many masks of one label in one transaction (bulk insert); returns them in order.
+
+    Raises InvalidInput when a mask is empty or its (H, W) differs from its frame's.
+    """
+    if not items:
+        return []
+    lab = resolve_label(con, label)
+    frames = {f.id: f for f in media.frames_by_ids(con, sorted({i.frame_id for i in items}))}
+    rows, pngs = [], []
+    ids = store.reserve_mask_ids(con, len(items))
+    for mask_id, item in zip(ids, items):
+        frame = frames.get(item.frame_id)
+        if frame is None:
+            raise NotFound(f"no frame with id {item.frame_id}")
+        array = np.asarray(item.mask, dtype=bool)
+        if array.shape != (frame.height, frame.width):
+            raise InvalidInput(f"mask for frame {frame.id}: size {array.shape[1]}x{array.shape[0]} "
+                               f"differs from the frame's {frame.width}x{frame.height}")
+        if not array.any():
+            raise InvalidInput(f"mask for frame {frame.id} is empty")
+        code = rle.encode(array)
+        rows.append({"id": mask_id, "frame_id": frame.id, "label_id": lab.id, "annotator": annotator,
+                     "source": item.source, "kind": item.kind, "height": frame.height,
+                     "width": frame.width, "rle": code["counts"], "area": rle.area(code),
+                     "bbox": rle.bbox(code), "prompt": item.prompt or {}, "confidence": item.confidence,
+                     "flagged": item.flagged, "origin_mask_id": item.origin_mask_id,
+                     "created_by": annotator})
+        pngs.append((mask_png_path(settings, frame.id, mask_id), rle.to_png(array)))
+    written: list[Path] = []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        store.insert_masks(con, rows)
+        for path, data in pngs:
+            written.append(write_bytes_atomic(path, data))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    by_id = {m.id: m for m in store.masks_of(con, frame_ids=sorted(frames))}
+    return [by_id[i] for i in ids]
+
+
+def save_mask(con: duckdb.DuckDBPyConnection, settings: Settings, item: NewMask, *,
+              label: str | int | Label, annotator: str) -> Mask:
+    return save_masks(con, settings, [item], label=label, annotator=annotator)[0]
+
+
+def delete_masks(con: duckdb.DuckDBPyConnection, mask_ids: Sequence[int], *, by: str,
+                 reason: str = "delete") -> list[int]:
+    """Soft-delete masks (restorable by ``restore_masks``); logs one audit entry."""
+    ids = [int(i) for i in mask_ids]
+    count = store.soft_delete(con, ids, by=by)
+    if count:
+        audit.record(con, username=by, action="delete", entity="mask", entity_id=ids[0] if len(ids) == 1 else None,
+                     details={"mask_ids": ids, "reason": reason})
+    return ids
+
+
+def delete_label_masks(con: duckdb.DuckDBPyConnection, *, label: str | int | Label, by: str,
+                       video_id: int | None = None, group_id: int | None = None) -> list[int]:
+    """Soft-delete every mask of ``label`` in one sequence (video or image group)."""
+    lab = resolve_label(con, label)
+    ids = [m.id for m in store.masks_of(con, video_id=video_id, group_id=group_id, label_id=lab.id)]
+    return delete_masks(con, ids, by=by, reason=f"all {lab.name} masks of the sequence")
+
+
+def restore_masks(con: duckdb.DuckDBPyConnection, mask_ids: Sequence[int], *, by: str) -> None:
+    store.restore(con, [int(i) for i in mask_ids])
+    audit.record(con, username=by, action="restore", entity="mask", details={"mask_ids": list(mask_ids)})
+
+
+def load_mask(m: Mask) -> np.ndarray:
+    """The stored mask as ``(H, W) bool``."""
+    return rle.decode(m.coco_rle)
+
+
+# --- importing mask files ---------------------------------------------------------------------
+
+def _stem(name: str) -> str:
+    return Path(name).stem.lower()
+
+
+def import_mask_files(con: duckdb.DuckDBPyConnection, settings: Settings, paths: Sequence[str | Path], *,
+                      label: str, annotator: str) -> list[dict[str, Any]]:
+    """Binary mask images (png, jpg thresholded at 128, tif) onto the frames whose file stem matches.
+
+    A frame matches by its original file name's stem (still images, zipped frames) or its stored
+    file's stem (``frame_<id>``).  Returns one result dict per path: path, status (imported /
+    rejected), frame_id, mask_id, reason.  A bad file does not stop the others.
+    """
+    lab = resolve_label(con, label)
+    index: dict[str, list[Frame]] = {}
+    for row in con.execute("SELECT id, original_name, path FROM frames").fetchall():
+        for name in (row[1], row[2]):
+            if name:
+                index.setdefault(_stem(name), []).append(row[0])
+    results = []
+    for raw in paths:
+        path = Path(raw)
+        result: dict[str, Any] = {"path": str(raw), "status": "rejected", "frame_id": None,
+                                  "mask_id": None, "reason": None}
+        try:
+            if not path.is_file():
+                raise InvalidInput(f"{path.name}: no such file")
+            matches = sorted(set(index.get(_stem(path.name), [])))
+            if not matches:
+                raise InvalidInput(f"{path.name}: no frame named {path.stem}")
+            if len(matches) > 1:
+                raise InvalidInput(f"{path.name}: {len(matches)} frames are named {path.stem} "
+                                   f"(ids {', '.join(map(str, matches))}); rename the file to frame_<id>")
+            array = rle.from_image_file(path)
+            saved = save_mask(con, settings, NewMask(frame_id=matches[0], mask=array,
+                                                     source=MaskSource.IMPORT,
+                                                     prompt={"file": path.name}),
+                              label=lab, annotator=annotator)
+            result.update(status="imported", frame_id=saved.frame_id, mask_id=saved.id)
+        except (InvalidInput, NotFound) as exc:
+            result["reason"] = str(exc)
+        results.append(result)
+    imported = [r["mask_id"] for r in results if r["mask_id"]]
+    if imported:
+        audit.record(con, username=annotator, action="import", entity="mask",
+                     details={"mask_ids": imported, "label": lab.name})
+    return results
+
+
+# --- frame labels and segments ----------------------------------------------------------------
+
+_VALUE_WORDS = {"1": Presence.PRESENT, "present": Presence.PRESENT, "true": Presence.PRESENT,
+                "yes": Presence.PRESENT, "0": Presence.ABSENT, "absent": Presence.ABSENT,
+                "false": Presence.ABSENT, "no": Presence.ABSENT, "unknown": Presence.UNKNOWN,
+                "?": Presence.UNKNOWN, "": Presence.UNKNOWN}
+
+
+def parse_presence(text: str) -> Presence:
+    try:
+        return _VALUE_WORDS[text.strip().lower()]
+    except KeyError:
+        raise InvalidInput(f"frame label value {text!r}: use 1, 0 or unknown") from None
+
+
+def parse_assignment(text: str) -> tuple[str, Presence, float | None]:
+    """``LABEL=1|0|unknown[:FLOAT]`` -> (label name, presence, optional float value)."""
+    match = re.fullmatch(r"(.+?)=([^:]*)(?::(.+))?", text.strip())
+    if not match:
+        raise InvalidInput(f"{text!r}: use LABEL=1, LABEL=0 or LABEL=unknown")
+    value = None
+    if match.group(3) is not None:
+        try:
+            value = float(match.group(3))
+        except ValueError:
+            raise InvalidInput(f"{text!r}: the value after ':' must be a number") from None
+    return match.group(1).strip(), parse_presence(match.group(2)), value
+
+
+def set_frame_labels(con: duckdb.DuckDBPyConnection, frame_id: int,
+                     assignments: Sequence[tuple[str, Presence, float | None]], *,
+                     annotator: str) -> list[FrameLabel]:
+    frame = media.get_frame(con, frame_id)
+    out = []
+    for name, presence, value in assignments:
+        lab = resolve_label(con, name)
+        if "frame_label" not in lab.allowed:
+            raise InvalidInput(f"label {lab.name} does not allow frame labels")
+        out.append(store.set_frame_label(con, frame_id=frame.id, video_id=frame.video_id,
+                                         frame_number=frame.frame_number, label_id=lab.id,
+                                         annotator=annotator, value=presence, float_value=value))
+    return out
+
+
+def add_segment(con: duckdb.DuckDBPyConnection, video_id: int, *, label: str, start: int, end: int,
+                annotator: str, for_export: bool = True) -> Segment:
+    video = media.get_video(con, video_id)
+    lab = resolve_label(con, label)
+    if "segment" not in lab.allowed:
+        raise InvalidInput(f"label {lab.name} does not allow time segments")
+    if not 0 <= start <= end:
+        raise InvalidInput(f"segment: start {start} / end {end} must satisfy 0 <= start <= end")
+    if end >= video.frame_count:
+        raise InvalidInput(f"segment: end {end} is past the video's last frame {video.frame_count - 1}")
+    return store.add_segment(con, video_id=video.id, label_id=lab.id, start_frame=start,
+                             end_frame=end, annotator=annotator, for_export=for_export)
+
+
+def materialize_segments(con: duckdb.DuckDBPyConnection, video_id: int, *, dry_run: bool = False,
+                         by: str | None = None) -> int:
+    """Create the missing frame-label rows of the video's segments marked for export.
+
+    Returns how many rows were (or, with ``dry_run``, would be) created; a second run creates 0.
+    """
+    media.get_video(con, video_id)
+    rows = store.missing_segment_rows(con, video_id)
+    if not dry_run and rows:
+        store.insert_frame_label_rows(con, rows)
+        audit.record(con, username=by, action="materialize", entity="video", entity_id=video_id,
+                     details={"rows": len(rows)})
+    return len(rows)

@@ -91,3 +91,41 @@ def frame_grid(frames, *, columns: int = 6, key: str = "grid") -> None:
         with cols[i % columns]:
             st.image(str(base.absolute(frame.path)), caption=f"{frame.id}: {label}",
                      width="stretch")
+
+
+def sequence_picker(*, key: str, videos_only: bool = False):
+    """Choose a video or image group; returns (video_id | None, group_id | None, title)."""
+    from endolite.storage import media
+
+    con = cursor()
+    options = [("video", v.id, f"video {v.id}: {v.title}") for v in media.list_videos(con)]
+    if not videos_only:
+        options += [("group", g.id, f"images {g.id}: {g.title}") for g in media.list_groups(con)]
+    if not options:
+        st.info("Nothing imported yet: upload videos or images first.")
+        st.stop()
+    choice = st.selectbox("Sequence", options, key=key, format_func=lambda o: o[2])
+    kind, item_id, title = choice
+    return (item_id, None, title) if kind == "video" else (None, item_id, title)
+
+
+def frame_navigator(frames, *, key: str):
+    """Prev / next (shortcuts ``j`` / ``k``) over ``frames``; returns the current one (None if empty)."""
+    if not frames:
+        st.info("This sequence has no frames yet: extract some first.")
+        st.page_link("pages/extract.py", label="Extract frames", icon="🎞️")
+        return None
+    state_key = f"{key}_index"
+    index = min(st.session_state.get(state_key, 0), len(frames) - 1)
+    prev, pos, nxt = st.columns([1, 3, 1])
+    if prev.button("◀ Prev", key=f"{key}_prev", shortcut="j", disabled=index == 0):
+        index -= 1
+    if nxt.button("Next ▶", key=f"{key}_next", shortcut="k", disabled=index >= len(frames) - 1):
+        index += 1
+    index = max(0, min(index, len(frames) - 1))
+    st.session_state[state_key] = index
+    frame = frames[index]
+    name = frame.original_name or f"frame #{frame.frame_number}"
+    pos.markdown(f"**{index + 1} / {len(frames)}** — {name} (id {frame.id})"
+                 + (" · context frame" if frame.is_context else ""))
+    return frame

@@ -1,0 +1,110 @@
+"""Ingest: videos, still images, zips of frames and JSON manifests -> stored items.
+
+``ingest_paths`` takes any mix of paths and returns one ``IngestResult`` per input (per entry for
+a manifest), in input order:
+
+- videos (anything PyAV decodes) are stored once by content hash at ``videos/<sha256>.<ext>``;
+- loose still images (jpg, png, bmp, tif) of one call form ONE image group, in the order given;
+  a folder of images is one group in natural file-name order (``2.tif`` before ``10.tif``);
+- a zip of frames in the Lightning Pose layout (``img%08d.png`` + optional ``selected_frames.csv``)
+  is one group whose unlisted frames are context frames of the nearest listed frame;
+- a JSON manifest shaped like Encord's registration JSON (``videos``, ``images``,
+  ``image_groups``) registers the local files it names.
+
+Still images are kept byte-for-byte at ``frames/group_<gid>/<original name>``; formats a browser
+cannot show (bmp, tif) also get ``frames/group_<gid>/frame_<fid>.png``, which ``frame.path``
+points to.  Every item is all-or-nothing: files are written through temporary names, rows go in
+one transaction, and on any failure the rows are rolled back and every file written for that
+item is deleted; the rest of the batch carries on.
+
+Modules: ``common`` (inputs, progress, staged writes, transaction, rejections), ``videos``,
+``images`` (loose images, folders, the group storage), ``zips`` (Lightning Pose zips, zip-bomb
+guards) and ``manifest`` (Encord-style JSON); this module dispatches each input to one of them.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import duckdb
+
+from endolite.config import Settings
+from endolite.ingest.common import Input, Meter, Progress, display_name, guarded, rejected
+from endolite.ingest.images import Member, ingest_folder, ingest_image_batch, loose_title, safe_name
+from endolite.ingest.manifest import MANIFEST_KEYS, ingest_manifest
+from endolite.ingest.videos import VIDEO_EXTENSIONS, import_video
+from endolite.ingest.zips import DEFAULT_ZIP_LIMITS, SELECTED_FRAMES, ZipLimits, ingest_zip
+from endolite.records import IngestResult, IngestStatus, ItemKind
+from endolite.storage import media as store  # noqa: F401 - kept as ``ingest.store``
+
+__all__ = ["DEFAULT_ZIP_LIMITS", "MANIFEST_KEYS", "SELECTED_FRAMES", "VIDEO_EXTENSIONS", "Progress",
+           "ZipLimits", "ingest_paths"]
+
+
+def ingest_paths(con: duckdb.DuckDBPyConnection, settings: Settings, paths: Sequence[str | Path], *,
+                 user: str | None, progress: Progress | None = None,
+                 display_names: Mapping[str, str] | None = None,
+                 zip_limits: ZipLimits = DEFAULT_ZIP_LIMITS) -> list[IngestResult]:
+    """Import ``paths`` (files or folders); one result per input, per entry for a manifest.
+
+    ``display_names`` maps ``str(path)`` to the name a person uploaded the file under (titles,
+    original names, type detection and messages use it).  ``user`` is recorded as created_by
+    and in the audit log.  Bad inputs come back as rejected results with a reason naming the
+    file; they never stop the rest of the batch.
+    """
+    names = {str(k): v for k, v in (display_names or {}).items()}
+    settings.ensure_dirs()
+    inputs = [Input(Path(p), str(p), display_name(p, names)) for p in paths]
+    meter = Meter(progress, max(len(inputs), 1))
+    slots: list[list[IngestResult]] = [[] for _ in inputs]
+    loose = [i for i, item in enumerate(inputs) if item.kind == "image"]
+    for index, item in enumerate(inputs):
+        if item.kind == "image":
+            if index == loose[0]:
+                sub = meter.sub(len(loose))
+                sub(0.0, f"{len(loose)} image(s)")
+                batch = [Member(source=inputs[j].path, name=safe_name(inputs[j].name),
+                                label=inputs[j].name, result_path=inputs[j].given) for j in loose]
+                results = ingest_image_batch(con, settings, batch, user=user, source="images",
+                                             title=loose_title, progress=sub)
+                for j, result in zip(loose, results):
+                    slots[j] = [result]
+                meter.advance(len(loose))
+            continue
+        sub = meter.sub(1)
+        sub(0.0, item.name)
+        slots[index] = _ingest_one(con, settings, item, user=user, progress=sub, limits=zip_limits)
+        meter.advance(1)
+    out = [result for slot in slots for result in slot]
+    counts = {s: sum(r.status == s for r in out) for s in IngestStatus}
+    meter.emit(1.0, f"{counts[IngestStatus.IMPORTED]} imported, {counts[IngestStatus.DUPLICATE]} "
+                    f"duplicate, {counts[IngestStatus.REJECTED]} rejected")
+    return out
+
+
+def _ingest_one(con: duckdb.DuckDBPyConnection, settings: Settings, item: Input, *,
+                user: str | None, progress: Progress, limits: ZipLimits) -> list[IngestResult]:
+    kind = item.kind
+    if kind == "missing":
+        return [rejected(item.given, ItemKind.UNKNOWN, f"{item.name}: no such file")]
+    if kind == "folder":
+        return guarded(settings, path=item.given, kind=ItemKind.IMAGE_GROUP, label=item.name,
+                       work=lambda w: [ingest_folder(con, settings, item, user=user, writes=w,
+                                                     progress=progress)])
+    if item.path.stat().st_size == 0:
+        return [rejected(item.given, ItemKind.UNKNOWN, f"{item.name}: empty file")]
+    if kind == "json":
+        return ingest_manifest(con, settings, item, user=user, progress=progress)
+    if kind == "zip" or (kind == "other" and zipfile.is_zipfile(item.path)):
+        return guarded(settings, path=item.given, kind=ItemKind.IMAGE_GROUP, label=item.name,
+                       work=lambda w: [ingest_zip(con, settings, item, user=user, writes=w,
+                                                  limits=limits, progress=progress)])
+    guessed = ItemKind.VIDEO if item.suffix in VIDEO_EXTENSIONS else ItemKind.UNKNOWN
+    return guarded(settings, path=item.given, kind=guessed, label=item.name,
+                   work=lambda w: [import_video(con, settings, item.path, name=item.name,
+                                                title=Path(item.name).stem, user=user, writes=w,
+                                                result_path=item.given,
+                                                strict=item.suffix in VIDEO_EXTENSIONS)])
+

@@ -1,0 +1,177 @@
+"""Ingest bookkeeping shared by every kind of input: inputs, progress, staged writes that a
+failure takes back, the transaction, and the rejected-result helpers."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import duckdb
+
+from endolite import media
+from endolite.config import Settings
+from endolite.errors import InvalidInput
+from endolite.records import IngestResult, IngestStatus, ItemKind
+from endolite.storage import audit
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class Input:
+    path: Path
+    given: str          # the path as given (IngestResult.path)
+    name: str           # the name a person knows the file by
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.name).suffix.lower() or self.path.suffix.lower()
+
+    @property
+    def kind(self) -> str:
+        if not self.path.exists():
+            return "missing"
+        if self.path.is_dir():
+            return "folder"
+        if self.suffix in media.IMAGE_EXTENSIONS:
+            return "image"
+        if self.suffix == ".zip":
+            return "zip"
+        if self.suffix == ".json":
+            return "json"
+        return "other"
+
+
+def display_name(path: str | Path, names: Mapping[str, str]) -> str:
+    given = names.get(str(path))
+    return given.replace("\\", "/").rsplit("/", 1)[-1] if given else Path(path).name
+
+
+class Meter:
+    """Maps each item's own 0..1 progress onto the whole batch."""
+
+    def __init__(self, callback: Progress | None, total: int) -> None:
+        self.callback, self.total, self.done = callback, total, 0
+
+    def emit(self, fraction: float, message: str) -> None:
+        if self.callback is not None:
+            self.callback(min(max(fraction, 0.0), 1.0), message)
+
+    def sub(self, units: int) -> Progress:
+        start = self.done
+
+        def report(fraction: float, message: str) -> None:
+            self.emit((start + min(max(fraction, 0.0), 1.0) * units) / self.total, message)
+        return report
+
+    def advance(self, units: int) -> None:
+        self.done += units
+
+
+class Writes:
+    """Every file written for one item, so a failure can take them all back.
+
+    As a context manager: any exception undoes the writes (and propagates); the staging
+    folder is always removed on the way out.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.files: list[Path] = []
+        self.dirs: list[Path] = []
+        self._stage: Path | None = None
+
+    def __enter__(self) -> Writes:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self.undo()
+        self.close()
+
+    def stage(self) -> Path:
+        """A private staging folder under data/tmp (always removed by ``close``)."""
+        if self._stage is None:
+            self._stage = self.settings.tmp_dir / f"ingest-{uuid.uuid4().hex}"
+            self._stage.mkdir(parents=True)
+        return self._stage
+
+    def new_dir(self, folder: Path) -> None:
+        if not folder.exists():
+            folder.mkdir(parents=True)
+            self.dirs.append(folder)
+
+    def file(self, path: Path) -> Path:
+        self.files.append(path)
+        return path
+
+    def undo(self) -> None:
+        for path in reversed(self.files):
+            path.unlink(missing_ok=True)
+        for folder in reversed(self.dirs):
+            shutil.rmtree(folder, ignore_errors=True)
+        self.files, self.dirs = [], []
+
+    def close(self) -> None:
+        if self._stage is not None:
+            shutil.rmtree(self._stage, ignore_errors=True)
+            self._stage = None
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # a failed COMMIT has already rolled back
+        raise
+
+
+def record_import(con: duckdb.DuckDBPyConnection, *, user: str | None, entity: str,
+                  entity_id: int, details: dict[str, Any], source_url: str | None) -> None:
+    """The audit entry for one imported item (``source_url`` added to ``details`` when set)."""
+    if source_url:
+        details["source_url"] = source_url
+    audit.record(con, username=user, action="import", entity=entity, entity_id=entity_id,
+                 details=details)
+
+
+def reason_for(label: str, exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, InvalidInput):
+        return text if label in text else f"{label}: {text}"
+    return f"{label}: {type(exc).__name__}: {text}"
+
+
+def renamed(exc: InvalidInput, old: str, new: str) -> InvalidInput:
+    """``exc`` with a leading temporary file name replaced by the name a person knows."""
+    text = str(exc)
+    if old != new and text.startswith(old + ":"):
+        text = new + text[len(old):]
+    return InvalidInput(text)
+
+
+def rejected(path: str, kind: ItemKind, reason: str) -> IngestResult:
+    return IngestResult(path=path, kind=kind, status=IngestStatus.REJECTED, reason=reason)
+
+
+def guarded(settings: Settings, *, path: str, kind: ItemKind, label: str,
+            work: Callable[[Writes], list[IngestResult]]) -> list[IngestResult]:
+    """Run one item's ``work``; on failure delete its files and return a rejection."""
+    try:
+        with Writes(settings) as writes:
+            return work(writes)
+    except Exception as exc:  # noqa: BLE001 - any failure rejects this item only
+        return [rejected(path, kind, reason_for(label, exc))]

@@ -1,0 +1,214 @@
+"""Zips of frames in the Lightning Pose layout -> one image group.
+
+``img%08d.png`` members (any image format; a trailing number also counts) are ordered by frame
+number; with ``selected_frames.csv`` the unlisted frames become context frames of the nearest
+listed frame.  Zip-bomb guards (``ZipLimits``) check the declared sizes and again the bytes
+actually unpacked.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from endolite import media
+from endolite.config import Settings
+from endolite.errors import InvalidInput
+from endolite.ingest.common import Input, Progress, Writes
+from endolite.ingest.images import (
+    GroupOutcome,
+    Member,
+    group_result,
+    natural_key,
+    prepare,
+    safe_name,
+    store_group,
+)
+from endolite.records import IngestResult
+from endolite.storage import media as store
+
+SELECTED_FRAMES = "selected_frames.csv"
+_MAX_CSV_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """Zip-bomb guards, applied to the sizes a zip declares and again while unpacking.
+
+    A zip is rejected when it unpacks to more than ``max_total_bytes``, or to more than
+    ``ratio_floor_bytes`` at more than ``max_ratio`` times its packed size.
+    """
+
+    max_total_bytes: int = 4 << 30
+    max_ratio: float = 200.0
+    ratio_floor_bytes: int = 100 << 20
+
+
+DEFAULT_ZIP_LIMITS = ZipLimits()
+
+
+def _escapes(member: str) -> bool:
+    name = member.replace("\\", "/")
+    return (name.startswith("/") or re.match(r"^[A-Za-z]:", name) is not None
+            or any(part == ".." for part in name.split("/")))
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def _too_big(unpacked: int, packed: int, limits: ZipLimits) -> str | None:
+    if unpacked > limits.max_total_bytes:
+        return f"unpacks to {_size(unpacked)}, over the {_size(limits.max_total_bytes)} limit"
+    if unpacked > limits.ratio_floor_bytes and unpacked > limits.max_ratio * max(packed, 1):
+        return (f"unpacks to {_size(unpacked)} from {_size(packed)} "
+                f"(over {limits.max_ratio:g}x compression)")
+    return None
+
+
+def _check_zip(name: str, infos: list[zipfile.ZipInfo], zip_size: int, limits: ZipLimits) -> None:
+    for info in infos:
+        if _escapes(info.filename):
+            raise InvalidInput(f"{name}: member {info.filename!r} points outside the archive folder")
+    problem = _too_big(sum(i.file_size for i in infos), zip_size, limits)
+    for info in infos:
+        problem = problem or _too_big(info.file_size, info.compress_size, limits)
+    if problem:
+        raise InvalidInput(f"{name}: {problem}; refusing a possible zip bomb")
+
+
+def _frame_numbers(names: list[str]) -> list[int]:
+    """The number in ``imgNNNNNNNN`` (or a trailing number) of each name; else natural order."""
+    numbers = []
+    for name in names:
+        stem = Path(name).stem
+        match = re.search(r"img(\d+)", stem, re.IGNORECASE) or re.search(r"(\d+)$", stem)
+        numbers.append(int(match.group(1)) if match else None)
+    if None in numbers or len(set(numbers)) != len(numbers):
+        rank = [0] * len(names)
+        for position, i in enumerate(sorted(range(len(names)), key=lambda i: natural_key(names[i]))):
+            rank[i] = position
+        return rank
+    return numbers
+
+
+def _read_selected(zf: zipfile.ZipFile, csv_infos: list[zipfile.ZipInfo], images: list[str],
+                   numbers: list[int], name: str) -> set[int]:
+    """Indexes (into ``images``) of the frames selected_frames.csv lists (header optional;
+    names with or without folder; a bare number is a frame number)."""
+    by_path = {n.replace("\\", "/"): i for i, n in enumerate(images)}
+    by_base: dict[str, list[int]] = {}
+    for i, n in enumerate(images):
+        by_base.setdefault(n.replace("\\", "/").rsplit("/", 1)[-1], []).append(i)
+    by_number = {num: i for i, num in enumerate(numbers)}
+    selected: set[int] = set()
+    for info in csv_infos:
+        if info.file_size > _MAX_CSV_BYTES:
+            raise InvalidInput(f"{name}: {info.filename} is larger than {_size(_MAX_CSV_BYTES)}")
+        text = zf.read(info).decode("utf-8-sig", errors="replace")
+        first = True
+        for row in csv.reader(io.StringIO(text)):
+            cells = [c.strip().replace("\\", "/") for c in row if c.strip()]
+            if not cells:
+                continue
+            hits = [[by_path[c]] if c in by_path else by_base.get(c.rsplit("/", 1)[-1], [])
+                    for c in cells]
+            found = next((h for h in hits if h), None)
+            if found is None and len(cells) == 1 and cells[0].isdigit() \
+                    and int(cells[0]) in by_number:
+                found = [by_number[int(cells[0])]]
+            if found is None:
+                if not first:
+                    raise InvalidInput(f"{name}: {SELECTED_FRAMES} lists {cells[-1]!r}, "
+                                       "which is not an image in the zip")
+            else:
+                selected.update(found)
+            first = False
+    return selected
+
+
+def _unpack(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, *, name: str,
+            budget: dict[str, int], zip_size: int, limits: ZipLimits) -> None:
+    """Copy one member out, counting real bytes (declared sizes can lie)."""
+    try:
+        with zf.open(info) as src, open(target, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                budget["written"] += len(chunk)
+                problem = _too_big(budget["written"], zip_size, limits)
+                if problem:
+                    raise InvalidInput(f"{name}: {problem}; refusing a possible zip bomb")
+                dst.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as exc:
+        raise InvalidInput(f"{name}: member {info.filename!r} cannot be unpacked ({exc})") from None
+
+
+def ingest_zip(con: duckdb.DuckDBPyConnection, settings: Settings, item: Input, *,
+               user: str | None, writes: Writes, limits: ZipLimits,
+               progress: Progress) -> IngestResult:
+    title = Path(item.name).stem
+    sha = media.sha256_file(item.path)
+    existing = store.find_group_by_sha(con, sha)
+    if existing is not None:
+        frame_ids = tuple(f.id for f in store.frames_of(con, group_id=existing.id))
+        return group_result(item.given, GroupOutcome(existing.id, frame_ids, True, existing.title))
+    zip_size = item.path.stat().st_size
+    try:
+        zf = zipfile.ZipFile(item.path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InvalidInput(f"{item.name}: not a readable zip ({exc})") from None
+    with zf:
+        infos = zf.infolist()
+        _check_zip(item.name, infos, zip_size, limits)
+        images: list[zipfile.ZipInfo] = []
+        csvs: list[zipfile.ZipInfo] = []
+        for info in infos:
+            parts = info.filename.replace("\\", "/").split("/")
+            if info.is_dir() or "__MACOSX" in parts or parts[-1].startswith("."):
+                continue
+            if parts[-1].lower() == SELECTED_FRAMES:
+                csvs.append(info)
+            elif Path(parts[-1]).suffix.lower() in media.IMAGE_EXTENSIONS:
+                images.append(info)
+        if not images:
+            raise InvalidInput(f"{item.name}: no images (img%08d.png, jpg, png, bmp, tif) in the zip")
+        names = [i.filename for i in images]
+        numbers = _frame_numbers(names)
+        selected = _read_selected(zf, csvs, names, numbers, item.name) if csvs else set()
+        stage = writes.stage()
+        budget = {"written": 0}
+        members = []
+        for k, info in enumerate(images):
+            progress(0.3 * k / len(images), f"unpacking {info.filename}")
+            target = stage / f"member_{k}{Path(info.filename).suffix.lower()}"
+            _unpack(zf, info, target, name=item.name, budget=budget, zip_size=zip_size,
+                    limits=limits)
+            members.append(Member(source=target, name=safe_name(info.filename),
+                                  label=f"{item.name}: {info.filename}", owned=True,
+                                  frame_number=numbers[k]))
+    order = sorted(range(len(members)), key=lambda i: (numbers[i], natural_key(names[i])))
+    members = [members[i] for i in order]
+    chosen = [n for n, i in enumerate(order) if i in selected]
+    if chosen:
+        chosen_set = set(chosen)
+        for n, member in enumerate(members):
+            if n in chosen_set:
+                continue
+            member.is_context = True
+            member.parent = min(chosen, key=lambda c: (abs(members[c].frame_number
+                                                           - member.frame_number), c))
+    prepare(members, writes, lenient=False, progress=lambda f, m: progress(0.3 + 0.7 * f, m))
+    outcome = store_group(con, settings, members, title=title, source="zip", user=user,
+                          writes=writes, sha256=sha)
+    return group_result(item.given, outcome)
+

@@ -253,3 +253,20 @@ def materialize_segments(con: duckdb.DuckDBPyConnection, video_id: int, *, dry_r
         audit.record(con, username=by, action="materialize", entity="video", entity_id=video_id,
                      details={"rows": len(rows)})
     return len(rows)
+
+
+# --- display ----------------------------------------------------------------------------------
+
+def render_frame(settings: Settings, frame: Frame, shown: Sequence[Mask], *,
+                 preview: np.ndarray | None = None, preview_color: str = "#ffffff") -> np.ndarray:
+    """The frame ``(H, W, 3) uint8`` RGB with ``shown`` masks overlaid in their label colours and
+    an optional unsaved ``preview`` mask ``(H, W) bool`` on top."""
+    from endolite.media import read_image
+
+    image = read_image(settings.absolute(frame.path))
+    items: list[Any] = [m.coco_rle for m in shown]
+    colors = [m.color for m in shown]
+    if preview is not None and np.asarray(preview).any():
+        items.append(np.asarray(preview, dtype=bool))
+        colors.append(preview_color)
+    return rle.overlay(image, items, colors) if items else image

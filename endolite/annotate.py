@@ -116,7 +116,9 @@ def delete_masks(con: duckdb.DuckDBPyConnection, mask_ids: Sequence[int], *, by:
 
 def delete_label_masks(con: duckdb.DuckDBPyConnection, *, label: str | int | Label, by: str,
                        video_id: int | None = None, group_id: int | None = None) -> list[int]:
-    """Soft-delete every mask of ``label`` in one sequence (video or image group)."""
+    """Soft-delete every mask of ``label`` in one sequence (exactly one of video / image group)."""
+    if (video_id is None) == (group_id is None):
+        raise InvalidInput("delete all masks of a label: name exactly one video or image group")
     lab = resolve_label(con, label)
     ids = [m.id for m in store.masks_of(con, video_id=video_id, group_id=group_id, label_id=lab.id)]
     return delete_masks(con, ids, by=by, reason=f"all {lab.name} masks of the sequence")
@@ -149,7 +151,7 @@ def import_mask_files(con: duckdb.DuckDBPyConnection, settings: Settings, paths:
     lab = resolve_label(con, label)
     index: dict[str, list[Frame]] = {}
     for row in con.execute("SELECT id, original_name, path FROM frames").fetchall():
-        for name in (row[1], row[2]):
+        for name in (row[1], row[2], f"frame_{row[0]}"):
             if name:
                 index.setdefault(_stem(name), []).append(row[0])
     results = []

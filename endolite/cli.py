@@ -99,6 +99,10 @@ def cmd_frames(args, out: Output) -> int:
     from endolite.storage import media
 
     _, con = _open(args)
+    if args.video is not None:
+        media.get_video(con, args.video)      # NotFound names a wrong id
+    else:
+        media.get_group(con, args.group)
     frames = media.frames_of(con, video_id=args.video, group_id=args.group)
     keys = ("id", "frame_number", "timestamp", "path", "original_name", "is_context", "parent_id")
     data = [{k: getattr(f, k) for k in keys} for f in frames]
@@ -384,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("video_id", type=int)
     s.add_argument("--dry-run", action="store_true")
     s.set_defaults(func=cmd_segment_materialize)
+    from endolite.cli_benchmark import add_benchmark_commands
+    add_benchmark_commands(sub)
     return p
 
 

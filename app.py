@@ -71,6 +71,8 @@ def main() -> None:
             st.Page("pages/labels.py", title="Labels", icon="🏷️"),
         ],
     }
+    if user.role in (Role.ADMIN, Role.LEAD):
+        pages["Quality"] = [st.Page("pages/benchmark.py", title="Benchmark", icon="🎯")]
     if user.role == Role.ADMIN:
         pages["Admin"] = [st.Page("pages/users.py", title="Users", icon="👥")]
     st.navigation(pages).run()

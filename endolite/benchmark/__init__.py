@@ -10,6 +10,10 @@ Pure evaluation core (no database, no pages).  Modules:
 - ``records``: ``FrameInput`` / ``SequenceInput`` and the frozen rows of the report.
 - ``report``: ``evaluate_frame`` and ``build_report`` -> frozen ``BenchmarkReport``.
 - ``render``: the report as a JSON-able dict and as CSV files (``iou_results.csv`` etc.).
+- ``service`` (not imported here: it needs the database): benchmarks and their tasks in
+  storage -> ``FrameInput`` / ``SequenceInput`` -> ``build_report``; frame selection with seeded
+  samples, completion gating, the annotators' blind queue (``tasks_for``), saved runs.
+  ``from endolite.benchmark import service``.
 
 See each module's docstring for shapes, the (x, y, w, h) box order and the empty-mask /
 empty-frame policies.

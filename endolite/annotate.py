@@ -272,3 +272,72 @@ def render_frame(settings: Settings, frame: Frame, shown: Sequence[Mask], *,
         items.append(np.asarray(preview, dtype=bool))
         colors.append(preview_color)
     return rle.overlay(image, items, colors) if items else image
+
+
+# --- propagation ------------------------------------------------------------------------------
+
+def propagate_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: int, *,
+                   direction: str = "forward", to_frame_id: int | None = None, annotator: str,
+                   refine: Any = None, progress: Any = None) -> list[Mask]:
+    """Carry mask ``mask_id`` through its sequence and store a ``propagated`` mask (with its
+    confidence and flag) on every stored frame reached.
+
+    Videos are walked frame by frame through every decoded frame (stored or not), so flow never
+    jumps between distant picks; masks land on the video's stored frames (picked and context).
+    Image groups are walked in frame-number order.  ``direction``: forward, backward or both;
+    ``to_frame_id`` limits the walk (a frame of the same sequence).  Stops where confidence
+    drops (see endolite.propagate).  Returns the new masks in walk order.
+    """
+    from endolite import propagate as prop
+    from endolite.sequence import GroupFrames, VideoFrames
+
+    source = store.get_mask(con, mask_id)
+    frame = media.get_frame(con, source.frame_id)
+    if frame.video_id is not None:
+        stored = media.frames_of(con, video_id=frame.video_id)
+        video = media.get_video(con, frame.video_id)
+        getter: Any = VideoFrames(settings.absolute(video.path))
+        length = len(getter)
+    else:
+        stored = media.frames_of(con, group_id=frame.group_id)
+        getter = GroupFrames(settings, stored)
+        length = max((f.frame_number for f in stored), default=0) + 1
+    by_number: dict[int, Frame] = {}
+    for f in stored:
+        by_number.setdefault(f.frame_number, f)
+    stop_at = None
+    if to_frame_id is not None:
+        target = media.get_frame(con, to_frame_id)
+        if (target.video_id, target.group_id) != (frame.video_id, frame.group_id):
+            raise InvalidInput(f"frame {to_frame_id} is not in the same sequence as mask {mask_id}")
+        stop_at = target.frame_number
+    directions = ["forward", "backward"] if direction == "both" else [direction]
+    if direction not in ("forward", "backward", "both"):
+        raise InvalidInput(f"direction {direction!r}: use forward, backward or both")
+    start_mask = load_mask(source)
+    made: list[NewMask] = []
+    for way in directions:
+        limit = stop_at
+        if limit is not None and (limit - frame.frame_number) * (1 if way == "forward" else -1) <= 0:
+            if direction == "both":
+                limit = None
+            else:
+                raise InvalidInput(f"frame {to_frame_id} is not {way} of the mask's frame")
+        span = (limit if limit is not None else (length - 1 if way == "forward" else 0)) - frame.frame_number
+        walked = 0
+        for step in prop.iter_propagate(getter, frame.frame_number, start_mask, direction=way,
+                                        stop_at=limit, refine=refine):
+            walked += 1
+            if progress is not None:
+                progress(min(1.0, walked / max(abs(span), 1)), f"{way}: frame {step.frame_index}")
+            hit = by_number.get(step.frame_index)
+            if hit is not None and step.mask.any():
+                made.append(NewMask(frame_id=hit.id, mask=step.mask, source=MaskSource.PROPAGATED,
+                                    prompt={"from_mask": mask_id, "method": step.hypothesis,
+                                            "refined": step.refined, "reason": step.reason},
+                                    confidence=float(step.confidence), flagged=bool(step.flagged),
+                                    origin_mask_id=mask_id))
+    saved = save_masks(con, settings, made, label=source.label_id, annotator=annotator) if made else []
+    audit.record(con, username=annotator, action="propagate", entity="mask", entity_id=mask_id,
+                 details={"direction": direction, "made": [m.id for m in saved]})
+    return saved

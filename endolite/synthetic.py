@@ -41,6 +41,9 @@ def moving_disc_frames(count: int, *, height: int = 144, width: int = 192, radiu
                        ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``count`` (frame RGB uint8 (H, W, 3), true disc mask bool (H, W)) pairs.
 
+    The disc carries its own texture (it moves with the disc, as tissue does), so optical flow
+    sees the true motion inside the object, not only at its border.
+
     The background is a fixed texture (a new one after each scene cut when
     ``scene_cut_every`` > 0, so k-means diversity has real clusters to find).
     """
@@ -55,7 +58,8 @@ def moving_disc_frames(count: int, *, height: int = 144, width: int = 192, radiu
         cx, cy = disc_center(i, height=height, width=width, radius=radius, speed=speed)
         mask = disc_mask(height, width, cx, cy, radius)
         frame = background.copy()
-        frame[mask] = disc_tex[mask]
+        moved = np.roll(disc_tex, (int(round(cy)), int(round(cx))), axis=(0, 1))  # texture moves with the disc
+        frame[mask] = moved[mask]
         yield frame, mask
 
 

@@ -1,0 +1,94 @@
+"""Propagation through stored sequences (annotate.propagate_mask) and the frame getters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from endolite import annotate
+from endolite.errors import InvalidInput
+from endolite.ingest import ingest_paths
+from endolite.media import write_image_atomic
+from endolite.records import MaskSource
+from endolite.sequence import VideoFrames
+from endolite.storage import annotations, labels, media
+from endolite.synthetic import moving_disc_frames, write_disc_video
+
+N = 60
+
+
+@pytest.fixture
+def video_setup(con, settings, tmp_path):
+    video = write_disc_video(tmp_path / "v.mp4", N, gop=20)
+    [result] = ingest_paths(con, settings, [video], user="u")
+    labels.add(con, "polyp")
+    from endolite.extract import extract_frames
+
+    picked = extract_frames(con, settings, result.id, method="uniform", count=4, context=1)
+    truth = [m for _, m in moving_disc_frames(N)]
+    return result.id, picked, truth, video
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_video_frames_getter_returns_the_right_frame_in_both_directions(tmp_path):
+    path = write_disc_video(tmp_path / "v.mp4", 40, gop=10)
+    truth = [f for f, _ in moving_disc_frames(40)]
+    get = VideoFrames(path, chunk=6)
+    for order in ([0, 1, 2, 17, 18, 39], [30, 29, 28, 12, 11, 0]):
+        for i in order:
+            errors = [np.abs(get(i).astype(int) - t).mean() for t in truth]
+            assert int(np.argmin(errors)) == i
+    assert get(40) is None and get(-1) is None
+
+
+def test_mask_is_carried_to_every_stored_frame_both_ways(con, settings, video_setup):
+    video_id, picked, truth, _ = video_setup
+    start = picked.picked[1]
+    source = annotate.save_mask(con, settings, annotate.NewMask(start.id, truth[start.frame_number]),
+                                label="polyp", annotator="ann")
+    made = annotate.propagate_mask(con, settings, source.id, direction="both", annotator="ann")
+    stored = {f.id: f for f in media.frames_of(con, video_id=video_id)}
+    reached = {stored[m.frame_id].frame_number for m in made}
+    assert reached == {f.frame_number for f in stored.values()} - {start.frame_number}
+    for m in made:
+        assert m.source == MaskSource.PROPAGATED and m.origin_mask_id == source.id
+        assert 0.0 <= m.confidence <= 1.0
+        assert _iou(annotate.load_mask(m), truth[stored[m.frame_id].frame_number]) >= 0.9
+    # the PNG mirror and the row agree
+    assert annotate.mask_png_path(settings, made[0].frame_id, made[0].id).exists()
+
+
+def test_to_frame_limits_the_walk(con, settings, video_setup):
+    video_id, picked, truth, _ = video_setup
+    start, stop = picked.picked[0], picked.picked[2]
+    source = annotate.save_mask(con, settings, annotate.NewMask(start.id, truth[start.frame_number]),
+                                label="polyp", annotator="ann")
+    made = annotate.propagate_mask(con, settings, source.id, direction="forward", to_frame_id=stop.id,
+                                   annotator="ann")
+    numbers = sorted(media.get_frame(con, m.frame_id).frame_number for m in made)
+    assert numbers[-1] == stop.frame_number and numbers[0] > start.frame_number
+    with pytest.raises(InvalidInput):
+        annotate.propagate_mask(con, settings, source.id, direction="backward", to_frame_id=stop.id,
+                                annotator="ann")
+
+
+def test_image_group_propagation_follows_frame_order(con, settings, tmp_path):
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    pairs = list(moving_disc_frames(12, height=96, width=128))
+    for i, (frame, _) in enumerate(pairs):
+        write_image_atomic(folder / f"{i + 1}.png", frame, fmt="png")
+    [group] = ingest_paths(con, settings, [folder], user="u")
+    labels.add(con, "polyp")
+    frames = media.frames_of(con, group_id=group.id)
+    first = annotate.save_mask(con, settings, annotate.NewMask(frames[0].id, pairs[0][1]),
+                               label="polyp", annotator="ann")
+    made = annotate.propagate_mask(con, settings, first.id, direction="forward", annotator="ann")
+    assert [m.frame_id for m in made] == [f.id for f in frames[1:]][:len(made)]
+    assert len(made) >= 10
+    last = frames.index(next(f for f in frames if f.id == made[-1].frame_id))
+    assert _iou(annotate.load_mask(made[-1]), pairs[last][1]) >= 0.85
+    assert len(annotations.masks_of(con, group_id=group.id, annotator="ann")) == 1 + len(made)

@@ -67,6 +67,7 @@ def main() -> None:
             st.Page("pages/extract.py", title="Extract frames", icon="🎞️"),
         ],
         "Annotation": [
+            st.Page("pages/annotate.py", title="Annotate", icon="✏️"),
             st.Page("pages/frame_labels.py", title="Frame labels & segments", icon="🕒"),
             st.Page("pages/labels.py", title="Labels", icon="🏷️"),
         ],

@@ -129,3 +129,48 @@ def frame_navigator(frames, *, key: str):
     pos.markdown(f"**{index + 1} / {len(frames)}** — {name} (id {frame.id})"
                  + (" · context frame" if frame.is_context else ""))
     return frame
+
+
+@st.cache_resource(show_spinner="Loading the segmentation engine…")
+def _segmenter_for(data_dir: str, checkpoint: str | None):
+    from endolite.segment import engine_for
+
+    return engine_for(Settings(Path(data_dir)))
+
+
+def segmenter():
+    """The process's segmentation engine (SAM when a checkpoint is configured, else classical)."""
+    import os
+
+    return _segmenter_for(str(settings().data_dir), os.environ.get("ENDOLITE_SAM_CHECKPOINT"))
+
+
+@st.cache_resource(max_entries=8, show_spinner="Computing the image embedding…")
+def _embedding_for(engine_name: str, frame_sha: str, path: str):
+    from endolite.media import read_image
+
+    return segmenter().embed(read_image(path), key=frame_sha)
+
+
+def embedding(frame):
+    """The engine's embedding of ``frame`` (SAM: from the disk cache when precomputed)."""
+    engine = segmenter()
+    return _embedding_for(engine.name, frame.sha256, str(settings().absolute(frame.path)))
+
+
+def start_propagation(mask_id: int, *, direction: str, to_frame_id: int | None):
+    """Run annotate.propagate_mask as a background job of the signed-in user; returns the Job."""
+    from endolite import annotate, jobs
+
+    user = require_user()
+    data = settings()
+
+    def work(cur, progress):
+        made = annotate.propagate_mask(cur, data, mask_id, direction=direction, to_frame_id=to_frame_id,
+                                       annotator=user.name, progress=progress)
+        return {"made": len(made), "flagged": sum(m.flagged for m in made),
+                "mask_ids": [m.id for m in made]}
+
+    return jobs.start(_connection_for(str(data.data_dir)), "propagate", work,
+                      params={"mask_id": mask_id, "direction": direction, "to_frame_id": to_frame_id},
+                      created_by=user.name)

@@ -341,3 +341,38 @@ def propagate_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: 
     audit.record(con, username=annotator, action="propagate", entity="mask", entity_id=mask_id,
                  details={"direction": direction, "made": [m.id for m in saved]})
     return saved
+
+
+def replace_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: int, new_mask: np.ndarray, *,
+                 by: str) -> int | None:
+    """Replace a mask's pixels (eraser): store the edited mask as a new manual mask of the same
+    label and soft-delete the old one.  An edit that empties the mask only deletes it.
+    Returns the new mask's id (None when nothing is left)."""
+    old = store.get_mask(con, mask_id)
+    new_id = None
+    if np.asarray(new_mask).any():
+        new_id = save_mask(con, settings, NewMask(frame_id=old.frame_id, mask=new_mask, kind=old.kind,
+                                                  source=MaskSource.MANUAL,
+                                                  prompt={"edited_from": mask_id}),
+                           label=old.label_id, annotator=by).id
+    delete_masks(con, [mask_id], by=by, reason="edited" if new_id else "erased")
+    return new_id
+
+
+def review_queue(con: duckdb.DuckDBPyConnection, *, video_id: int | None, group_id: int | None,
+                 annotator: str | None = None) -> list[Mask]:
+    """Propagated masks of a sequence for review: flagged first, then by rising confidence."""
+    found = [m for m in store.masks_of(con, video_id=video_id, group_id=group_id, annotator=annotator)
+             if m.source == MaskSource.PROPAGATED]
+    return sorted(found, key=lambda m: (not m.flagged, m.confidence if m.confidence is not None else 1.0))
+
+
+def thumbnail(settings: Settings, frame: Frame, m: Mask, *, long_side: int = 240) -> np.ndarray:
+    """A small ``(h, w, 3) uint8`` picture of mask ``m`` over its ``frame``, for review strips."""
+    from PIL import Image
+
+    with Image.open(settings.absolute(frame.path)) as image:
+        image.thumbnail((long_side, long_side))
+        small = np.asarray(image.convert("RGB"))
+    mask = np.asarray(Image.fromarray(load_mask(m)).resize((small.shape[1], small.shape[0])))
+    return rle.overlay(small, [mask], [m.color], outline_px=1)

@@ -20,7 +20,7 @@ def test_setup_upload_extract_shows_thumbnails(tmp_path):
         assert code in (tmp_path / "server.log").read_text(), "the code is printed to the console"
         page.get_by_label("Setup code").fill(code)
         page.get_by_label("Administrator name").fill("ada")
-        page.get_by_label("Password").fill("correct horse")
+        page.get_by_label("Password", exact=True).fill("correct horse")
         page.get_by_role("button", name="Create administrator").click()
         page.get_by_role("heading", name="Library").wait_for()
 

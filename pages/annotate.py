@@ -1,0 +1,244 @@
+"""Annotate: masks from +/- clicks (SAM or the classical engine), boxes, polygons, brush and
+eraser on the frame; mask list with visibility, delete and undo; propagation through the
+sequence; the annotator's benchmark task queue (blind)."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+from streamlit_drawable_canvas import st_canvas
+
+import ui
+from endolite import annotate, canvas
+from endolite import masks as rle
+from endolite.benchmark import service as bench
+from endolite.records import JobStatus, MaskSource, ShapeKind
+from endolite.storage import annotations, benchmarks, jobs, labels, media
+
+TOOLS = {"➕ point": "point", "➖ point": "point", "▭ box": "rect", "⬠ polygon": "polygon",
+         "🖌 brush": "freedraw", "🩹 eraser": "freedraw"}
+CANVAS_WIDTH = 900
+
+user = ui.require_user()
+st.title("Annotate")
+con, settings = ui.cursor(), ui.settings()
+engine = ui.segmenter()
+st.caption(f"Segmentation engine: **{engine.description}**")
+undo_stack: list[tuple[str, list[int], list[int]]] = st.session_state.setdefault("ann_undo", [])
+
+# --- which frames -----------------------------------------------------------------------------
+queue = bench.tasks_for(con, user.name)
+mode = st.radio("Work on", ["A sequence", f"My benchmark tasks ({len(queue)})"], horizontal=True,
+                key="ann_mode") if queue else "A sequence"
+if mode == "A sequence":
+    video_id, group_id, _ = ui.sequence_picker(key="ann_sequence")
+    with_context = st.toggle("Include context frames", key="ann_context")
+    frames = media.frames_of(con, video_id=video_id, group_id=group_id, include_context=with_context)
+else:
+    frames = media.frames_by_ids(con, [t.frame_id for t in queue])
+frame = ui.frame_navigator(frames, key="ann_nav")
+if frame is None:
+    st.stop()
+blind = frame.id in benchmarks.benchmark_frames_for(con, user.name)
+task = next((t for t in queue if t.frame_id == frame.id), None)
+if blind:
+    st.info("Benchmark frame: you see only your own annotations here.")
+
+mask_labels = [lb for lb in labels.list_all(con) if {"mask", "box"} & set(lb.allowed)]
+if not mask_labels:
+    st.warning("Create a label that allows masks or boxes first.")
+    st.page_link("pages/labels.py", label="Labels", icon="🏷️")
+    st.stop()
+
+tool_col, label_col, size_col = st.columns([3, 2, 1])
+tool_name = tool_col.segmented_control("Tool", list(TOOLS), default="➕ point", key="ann_tool") or "➕ point"
+label = label_col.selectbox("Label", mask_labels, key="ann_label", format_func=lambda lb: lb.name)
+brush = size_col.number_input("Brush px", 2, 200, 20, key="ann_brush")
+label_col.markdown(f"<span style='color:{label.color}'>■</span> {label.name} ({label.kind})",
+                   unsafe_allow_html=True)
+
+# --- masks on this frame ----------------------------------------------------------------------
+shown_masks = annotations.masks_of(con, frame_ids=[frame.id], annotator=user.name if blind else None)
+hidden: set[int] = st.session_state.setdefault("ann_hidden", set())
+hidden_labels = st.multiselect("Hide labels", sorted({m.label for m in shown_masks}), key="ann_hidden_labels")
+visible = [m for m in shown_masks if m.id not in hidden and m.label not in hidden_labels]
+
+preview_key = f"ann_preview_{frame.id}"
+preview: np.ndarray | None = st.session_state.get(preview_key)
+nonce = st.session_state.setdefault("ann_nonce", 0)
+scale = max(frame.width / CANVAS_WIDTH, 1.0)
+width, height = round(frame.width / scale), round(frame.height / scale)
+background = annotate.render_frame(settings, frame, visible, preview=preview, preview_color=label.color)
+
+left, right = st.columns([3, 1])
+with left:
+    drawing = st_canvas(
+        background_image=Image.fromarray(background), width=width, height=height,
+        drawing_mode=TOOLS[tool_name], key=f"ann_canvas_{frame.id}_{nonce}_{TOOLS[tool_name]}",
+        fill_color=(canvas.NEGATIVE if tool_name == "➖ point" else canvas.POSITIVE)
+        if TOOLS[tool_name] == "point" else "rgba(255, 255, 255, 0.15)",
+        stroke_color="white" if TOOLS[tool_name] in ("point", "rect", "polygon") else label.color,
+        stroke_width=int(brush) if TOOLS[tool_name] == "freedraw" else 2,
+        point_display_radius=5, update_streamlit=True)
+json_data = drawing.json_data
+
+
+def reset_canvas() -> None:
+    st.session_state["ann_nonce"] = st.session_state.get("ann_nonce", 0) + 1
+    st.session_state.pop(preview_key, None)
+    st.session_state.pop("ann_prompt_sig", None)
+
+
+def remember(kind: str, added: list[int], removed: list[int]) -> None:
+    undo_stack.append((kind, added, removed))
+    del undo_stack[:-50]
+
+
+def save(mask: np.ndarray, *, source: MaskSource, kind: ShapeKind, prompt: dict) -> None:
+    with ui.reported_errors():
+        saved = annotate.save_mask(con, settings, annotate.NewMask(frame.id, mask, source=source, kind=kind,
+                                                                   prompt=prompt),
+                                   label=label, annotator=user.name)
+        remember("add", [saved.id], [])
+        if task is not None:
+            bench.start(con, task.benchmark_id, user.name, frame.id)
+        reset_canvas()
+        st.rerun()
+
+
+# --- prompts -> preview -----------------------------------------------------------------------
+points, signs = canvas.points(json_data, scale=scale)
+boxes = canvas.boxes(json_data, scale=scale)
+with right:
+    st.markdown("**Prompt**")
+    if TOOLS[tool_name] == "point" or (boxes and tool_name == "▭ box"):
+        box = boxes[-1] if boxes else None
+        signature = (points.round(1).tobytes(), signs.tobytes(), box)
+        if (len(points) or box is not None) and st.session_state.get("ann_prompt_sig") != signature:
+            with ui.reported_errors():
+                embedding = ui.embedding(frame)
+                candidates, scores = engine.predict(embedding, points, signs, box=box)
+                st.session_state[preview_key] = candidates[int(np.argmax(scores))]
+                st.session_state["ann_prompt_sig"] = signature
+                st.rerun()
+        st.caption(f"{int((signs == 1).sum())} positive, {int((signs == 0).sum())} negative clicks"
+                   + (", 1 box" if box is not None else ""))
+        prompt = {"points": [[float(x), float(y), int(s)] for (x, y), s in zip(points, signs)],
+                  "box": list(box) if box is not None else None, "engine": engine.name}
+        if preview is not None and st.button("✅ Accept mask", type="primary", key="ann_accept",
+                                              shortcut="a"):
+            save(preview, source=MaskSource.SAM if engine.name.startswith("sam") else MaskSource.MANUAL,
+                 kind=ShapeKind.MASK, prompt=prompt)
+        if boxes and tool_name == "▭ box" and st.button("Save as box", key="ann_save_box"):
+            save(rle.box_to_mask(boxes[-1], frame.height, frame.width), source=MaskSource.MANUAL,
+                 kind=ShapeKind.BOX, prompt={"box": list(boxes[-1])})
+    elif tool_name == "⬠ polygon":
+        shapes = canvas.polygons(json_data, scale=scale)
+        st.caption(f"{len(shapes)} closed polygon(s); close one by clicking its first point.")
+        if shapes and st.button("Save polygon", type="primary", key="ann_save_polygon"):
+            save(rle.polygon_to_mask(shapes[-1], frame.height, frame.width), source=MaskSource.MANUAL,
+                 kind=ShapeKind.POLYGON, prompt={"polygon": shapes[-1].round(1).tolist()})
+    else:
+        stroke = canvas.brush_mask(json_data, scale=scale, height=frame.height, width=frame.width)
+        st.caption(f"{int(stroke.sum())} px painted")
+        if tool_name == "🖌 brush" and stroke.any() and st.button("Save brush mask", type="primary",
+                                                                 key="ann_save_brush"):
+            save(stroke, source=MaskSource.MANUAL, kind=ShapeKind.MASK, prompt={"brush_px": int(brush)})
+        if tool_name == "🩹 eraser":
+            own = [m for m in shown_masks if m.annotator == user.name]
+            target = st.selectbox("Erase from", own, key="ann_erase_target",
+                                  format_func=lambda m: f"{m.id}: {m.label}") if own else None
+            if target is not None and stroke.any() and st.button("Erase", key="ann_erase"):
+                with ui.reported_errors():
+                    new_id = annotate.replace_mask(con, settings, target.id,
+                                                   annotate.load_mask(target) & ~stroke, by=user.name)
+                    remember("replace", [new_id] if new_id else [], [target.id])
+                    reset_canvas()
+                    st.rerun()
+    if st.button("Clear prompt", key="ann_clear", shortcut="c"):
+        reset_canvas()
+        st.rerun()
+    if undo_stack and st.button(f"↶ Undo ({undo_stack[-1][0]})", key="ann_undo_btn", shortcut="u"):
+        kind, added, removed = undo_stack.pop()
+        annotate.delete_masks(con, added, by=user.name, reason="undo") if added else None
+        annotate.restore_masks(con, removed, by=user.name) if removed else None
+        st.rerun()
+    if task is not None:
+        st.markdown(f"**Benchmark task** ({task.status})")
+        if st.button("Mark task complete", key="ann_task_done"):
+            bench.complete(con, task.benchmark_id, user.name, frame_ids=[frame.id])
+            st.rerun()
+
+# --- mask list --------------------------------------------------------------------------------
+st.subheader(f"Masks on this frame ({len(shown_masks)})")
+for m in shown_masks:
+    c1, c2, c3, c4 = st.columns([4, 1, 1, 1])
+    conf = "" if m.confidence is None else f" · conf {m.confidence:.2f}"
+    flag = " · ⚠ flagged" if m.flagged else ""
+    c1.markdown(f"<span style='color:{m.color}'>■</span> **{m.label}** #{m.id} · {m.kind} · {m.source} · "
+                f"{m.annotator} · {m.area} px{conf}{flag}", unsafe_allow_html=True)
+    shown = c2.checkbox("show", value=m.id not in hidden, key=f"ann_vis_{m.id}")
+    (hidden.discard if shown else hidden.add)(m.id)
+    if c3.button("Delete", key=f"ann_del_{m.id}"):
+        annotate.delete_masks(con, [m.id], by=user.name)
+        remember("delete", [], [m.id])
+        st.rerun()
+    if c4.button("Propagate", key=f"ann_prop_{m.id}"):
+        st.session_state["ann_propagate"] = m.id
+
+prop_id = st.session_state.get("ann_propagate")
+if prop_id and any(m.id == prop_id for m in shown_masks):
+    with st.form("ann_propagate_form"):
+        st.markdown(f"**Carry mask #{prop_id} through the sequence**")
+        direction = st.radio("Direction", ["both", "forward", "backward"], horizontal=True, key="ann_prop_dir")
+        seq = media.frames_of(con, video_id=frame.video_id, group_id=frame.group_id)
+        until = st.selectbox("Up to frame", [None, *seq], key="ann_prop_to",
+                             format_func=lambda f: "the end" if f is None else
+                             f"{f.id}: #{f.frame_number} {f.original_name or ''}")
+        if st.form_submit_button("Start propagation", type="primary"):
+            job = ui.start_propagation(prop_id, direction=direction, to_frame_id=until.id if until else None)
+            st.session_state["ann_job"] = job.id
+            st.session_state.pop("ann_propagate", None)
+
+
+@st.fragment(run_every=1.0)
+def job_progress() -> None:
+    job_id = st.session_state.get("ann_job")
+    if not job_id:
+        return
+    job = jobs.get(ui.cursor(), job_id)
+    if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        st.progress(job.progress, text=f"Propagating: {job.message}")
+    elif job.status == JobStatus.FAILED:
+        st.error(f"Propagation failed: {job.message}")
+        st.session_state.pop("ann_job", None)
+    else:
+        st.success(f"Propagation done: {job.result.get('made', 0)} masks "
+                   f"({job.result.get('flagged', 0)} flagged for review).")
+        st.session_state.pop("ann_job", None)
+        st.rerun()
+
+
+job_progress()
+
+# --- review strip: propagated masks of the sequence, flagged first -----------------------------
+review = annotate.review_queue(con, video_id=frame.video_id, group_id=frame.group_id,
+                               annotator=user.name if blind else None)
+if review:
+    with st.expander(f"Review propagated masks ({sum(m.flagged for m in review)} flagged of {len(review)})"):
+        cols = st.columns(6)
+        review_frames = {f.id: f for f in media.frames_by_ids(con, [m.frame_id for m in review[:24]])}
+        for i, m in enumerate(review[:24]):
+            with cols[i % 6]:
+                st.image(annotate.thumbnail(settings, review_frames[m.frame_id], m), caption=f"{'⚠ ' if m.flagged else ''}frame {m.frame_id} "
+                         f"· {m.confidence:.2f}", width="stretch")
+
+with st.expander("Delete all masks of a label in this sequence"):
+    doomed = st.selectbox("Label", mask_labels, key="ann_del_label", format_func=lambda lb: lb.name)
+    sure = st.checkbox("Yes, delete them all (undo is available)", key="ann_del_confirm")
+    if st.button("Delete all", disabled=not sure, key="ann_del_all"):
+        ids = annotate.delete_label_masks(con, label=doomed, by=user.name, video_id=frame.video_id,
+                                          group_id=frame.group_id)
+        remember("delete", [], ids)
+        st.success(f"Deleted {len(ids)} masks.")

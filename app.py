@@ -9,7 +9,7 @@ from endolite import auth
 from endolite.errors import EndoliteError
 from endolite.records import Role
 
-st.set_page_config(page_title="endolite", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="endolite", page_icon=":material/biotech:", layout="wide")
 
 
 def setup_page() -> None:
@@ -62,20 +62,20 @@ def main() -> None:
             st.rerun()
     pages = {
         "Data": [
-            st.Page("pages/library.py", title="Library", icon="📚", default=True),
-            st.Page("pages/upload.py", title="Upload", icon="⬆️"),
-            st.Page("pages/extract.py", title="Extract frames", icon="🎞️"),
+            st.Page("pages/library.py", title="Library", icon=":material/photo_library:", default=True),
+            st.Page("pages/upload.py", title="Upload", icon=":material/upload:"),
+            st.Page("pages/extract.py", title="Extract frames", icon=":material/movie:"),
         ],
         "Annotation": [
-            st.Page("pages/annotate.py", title="Annotate", icon="✏️"),
-            st.Page("pages/frame_labels.py", title="Frame labels & segments", icon="🕒"),
-            st.Page("pages/labels.py", title="Labels", icon="🏷️"),
+            st.Page("pages/annotate.py", title="Annotate", icon=":material/draw:"),
+            st.Page("pages/frame_labels.py", title="Frame labels & segments", icon=":material/timeline:"),
+            st.Page("pages/labels.py", title="Labels", icon=":material/label:"),
         ],
     }
     if user.role in (Role.ADMIN, Role.LEAD):
-        pages["Quality"] = [st.Page("pages/benchmark.py", title="Benchmark", icon="🎯")]
+        pages["Quality"] = [st.Page("pages/benchmark.py", title="Benchmark", icon=":material/leaderboard:")]
     if user.role == Role.ADMIN:
-        pages["Admin"] = [st.Page("pages/users.py", title="Users", icon="👥")]
+        pages["Admin"] = [st.Page("pages/users.py", title="Users", icon=":material/group:")]
     st.navigation(pages).run()
 
 

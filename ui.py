@@ -113,7 +113,7 @@ def frame_navigator(frames, *, key: str):
     """Prev / next (shortcuts ``j`` / ``k``) over ``frames``; returns the current one (None if empty)."""
     if not frames:
         st.info("This sequence has no frames yet: extract some first.")
-        st.page_link("pages/extract.py", label="Extract frames", icon="🎞️")
+        st.page_link("pages/extract.py", label="Extract frames", icon=":material/movie:")
         return None
     state_key = f"{key}_index"
     index = min(st.session_state.get(state_key, 0), len(frames) - 1)

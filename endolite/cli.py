@@ -13,7 +13,6 @@ import argparse
 import getpass
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,7 +59,8 @@ def cmd_serve(args, out: Output) -> int:
                "--server.port", str(args.port), "--server.address", args.address,
                "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--server.maxUploadSize", str(args.max_upload_mb)]
-    return subprocess.call(command, env=env)
+    os.execve(sys.executable, command, env)  # the dashboard replaces this process (signals reach it)
+    return 0  # not reached
 
 
 def cmd_ingest(args, out: Output) -> int:

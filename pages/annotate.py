@@ -16,15 +16,15 @@ from endolite.benchmark import service as bench
 from endolite.records import JobStatus, MaskSource, ShapeKind
 from endolite.storage import annotations, benchmarks, jobs, labels, media
 
-TOOLS = {"➕ point": "point", "➖ point": "point", "▭ box": "rect", "⬠ polygon": "polygon",
-         "🖌 brush": "freedraw", "🩹 eraser": "freedraw"}
-CANVAS_WIDTH = 900
+TOOLS = {"+ point": "point", "− point": "point", "box": "rect", "polygon": "polygon",
+         "brush": "freedraw", "eraser": "freedraw"}
+CANVAS_WIDTH = 640
 
 user = ui.require_user()
 st.title("Annotate")
 con, settings = ui.cursor(), ui.settings()
 engine = ui.segmenter()
-st.caption(f"Segmentation engine: **{engine.description}**")
+st.caption("Segmentation engine: " + engine.description.replace("$", "\\$"))
 undo_stack: list[tuple[str, list[int], list[int]]] = st.session_state.setdefault("ann_undo", [])
 
 # --- which frames -----------------------------------------------------------------------------
@@ -48,11 +48,11 @@ if blind:
 mask_labels = [lb for lb in labels.list_all(con) if {"mask", "box"} & set(lb.allowed)]
 if not mask_labels:
     st.warning("Create a label that allows masks or boxes first.")
-    st.page_link("pages/labels.py", label="Labels", icon="🏷️")
+    st.page_link("pages/labels.py", label="Labels", icon=":material/label:")
     st.stop()
 
 tool_col, label_col, size_col = st.columns([3, 2, 1])
-tool_name = tool_col.segmented_control("Tool", list(TOOLS), default="➕ point", key="ann_tool") or "➕ point"
+tool_name = tool_col.segmented_control("Tool", list(TOOLS), default="+ point", key="ann_tool") or "+ point"
 label = label_col.selectbox("Label", mask_labels, key="ann_label", format_func=lambda lb: lb.name)
 brush = size_col.number_input("Brush px", 2, 200, 20, key="ann_brush")
 label_col.markdown(f"<span style='color:{label.color}'>■</span> {label.name} ({label.kind})",
@@ -67,16 +67,16 @@ visible = [m for m in shown_masks if m.id not in hidden and m.label not in hidde
 preview_key = f"ann_preview_{frame.id}"
 preview: np.ndarray | None = st.session_state.get(preview_key)
 nonce = st.session_state.setdefault("ann_nonce", 0)
-scale = max(frame.width / CANVAS_WIDTH, 1.0)
+scale = frame.width / CANVAS_WIDTH          # image px per canvas px (small frames are enlarged)
 width, height = round(frame.width / scale), round(frame.height / scale)
 background = annotate.render_frame(settings, frame, visible, preview=preview, preview_color=label.color)
 
-left, right = st.columns([3, 1])
+left, right = st.columns([5, 2])
 with left:
     drawing = st_canvas(
         background_image=Image.fromarray(background), width=width, height=height,
         drawing_mode=TOOLS[tool_name], key=f"ann_canvas_{frame.id}_{nonce}_{TOOLS[tool_name]}",
-        fill_color=(canvas.NEGATIVE if tool_name == "➖ point" else canvas.POSITIVE)
+        fill_color=(canvas.NEGATIVE if tool_name == "− point" else canvas.POSITIVE)
         if TOOLS[tool_name] == "point" else "rgba(255, 255, 255, 0.15)",
         stroke_color="white" if TOOLS[tool_name] in ("point", "rect", "polygon") else label.color,
         stroke_width=int(brush) if TOOLS[tool_name] == "freedraw" else 2,
@@ -112,7 +112,7 @@ points, signs = canvas.points(json_data, scale=scale)
 boxes = canvas.boxes(json_data, scale=scale)
 with right:
     st.markdown("**Prompt**")
-    if TOOLS[tool_name] == "point" or (boxes and tool_name == "▭ box"):
+    if TOOLS[tool_name] == "point" or (boxes and tool_name == "box"):
         box = boxes[-1] if boxes else None
         signature = (points.round(1).tobytes(), signs.tobytes(), box)
         if (len(points) or box is not None) and st.session_state.get("ann_prompt_sig") != signature:
@@ -126,14 +126,14 @@ with right:
                    + (", 1 box" if box is not None else ""))
         prompt = {"points": [[float(x), float(y), int(s)] for (x, y), s in zip(points, signs)],
                   "box": list(box) if box is not None else None, "engine": engine.name}
-        if preview is not None and st.button("✅ Accept mask", type="primary", key="ann_accept",
+        if preview is not None and st.button("Accept mask", type="primary", key="ann_accept",
                                               shortcut="a"):
             save(preview, source=MaskSource.SAM if engine.name.startswith("sam") else MaskSource.MANUAL,
                  kind=ShapeKind.MASK, prompt=prompt)
-        if boxes and tool_name == "▭ box" and st.button("Save as box", key="ann_save_box"):
+        if boxes and tool_name == "box" and st.button("Save as box", key="ann_save_box"):
             save(rle.box_to_mask(boxes[-1], frame.height, frame.width), source=MaskSource.MANUAL,
                  kind=ShapeKind.BOX, prompt={"box": list(boxes[-1])})
-    elif tool_name == "⬠ polygon":
+    elif tool_name == "polygon":
         shapes = canvas.polygons(json_data, scale=scale)
         st.caption(f"{len(shapes)} closed polygon(s); close one by clicking its first point.")
         if shapes and st.button("Save polygon", type="primary", key="ann_save_polygon"):
@@ -142,10 +142,10 @@ with right:
     else:
         stroke = canvas.brush_mask(json_data, scale=scale, height=frame.height, width=frame.width)
         st.caption(f"{int(stroke.sum())} px painted")
-        if tool_name == "🖌 brush" and stroke.any() and st.button("Save brush mask", type="primary",
+        if tool_name == "brush" and stroke.any() and st.button("Save brush mask", type="primary",
                                                                  key="ann_save_brush"):
             save(stroke, source=MaskSource.MANUAL, kind=ShapeKind.MASK, prompt={"brush_px": int(brush)})
-        if tool_name == "🩹 eraser":
+        if tool_name == "eraser":
             own = [m for m in shown_masks if m.annotator == user.name]
             target = st.selectbox("Erase from", own, key="ann_erase_target",
                                   format_func=lambda m: f"{m.id}: {m.label}") if own else None
@@ -156,10 +156,10 @@ with right:
                     remember("replace", [new_id] if new_id else [], [target.id])
                     reset_canvas()
                     st.rerun()
-    if st.button("Clear prompt", key="ann_clear", shortcut="c"):
+    if st.button("Clear prompt", key="ann_clear", shortcut="x"):
         reset_canvas()
         st.rerun()
-    if undo_stack and st.button(f"↶ Undo ({undo_stack[-1][0]})", key="ann_undo_btn", shortcut="u"):
+    if undo_stack and st.button(f"Undo ({undo_stack[-1][0]})", key="ann_undo_btn", shortcut="u"):
         kind, added, removed = undo_stack.pop()
         annotate.delete_masks(con, added, by=user.name, reason="undo") if added else None
         annotate.restore_masks(con, removed, by=user.name) if removed else None
@@ -175,7 +175,7 @@ st.subheader(f"Masks on this frame ({len(shown_masks)})")
 for m in shown_masks:
     c1, c2, c3, c4 = st.columns([4, 1, 1, 1])
     conf = "" if m.confidence is None else f" · conf {m.confidence:.2f}"
-    flag = " · ⚠ flagged" if m.flagged else ""
+    flag = " · flagged for review" if m.flagged else ""
     c1.markdown(f"<span style='color:{m.color}'>■</span> **{m.label}** #{m.id} · {m.kind} · {m.source} · "
                 f"{m.annotator} · {m.area} px{conf}{flag}", unsafe_allow_html=True)
     shown = c2.checkbox("show", value=m.id not in hidden, key=f"ann_vis_{m.id}")
@@ -231,7 +231,7 @@ if review:
         review_frames = {f.id: f for f in media.frames_by_ids(con, [m.frame_id for m in review[:24]])}
         for i, m in enumerate(review[:24]):
             with cols[i % 6]:
-                st.image(annotate.thumbnail(settings, review_frames[m.frame_id], m), caption=f"{'⚠ ' if m.flagged else ''}frame {m.frame_id} "
+                st.image(annotate.thumbnail(settings, review_frames[m.frame_id], m), caption=f"{'flagged · ' if m.flagged else ''}frame {m.frame_id} "
                          f"· {m.confidence:.2f}", width="stretch")
 
 with st.expander("Delete all masks of a label in this sequence"):

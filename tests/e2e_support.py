@@ -61,7 +61,7 @@ def browser_page(tmp_path: Path):
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport={"width": 1400, "height": 1400})
         page = context.new_page()
         page.set_default_timeout(60_000)
         try:
@@ -79,3 +79,13 @@ def wait_idle(page, timeout: float = 120_000) -> None:
     page.wait_for_timeout(300)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+
+
+def log_in(page, url: str, name: str, password: str) -> None:
+    """Open the dashboard and sign in through the login form; waits for the Library page."""
+    page.goto(url)
+    page.get_by_text("log in").first.wait_for()
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Library").wait_for()

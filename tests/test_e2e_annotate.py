@@ -1,0 +1,95 @@
+"""In Chromium: an annotator clicks + and - points on the frame canvas, a mask appears and is
+accepted; drawing a box and saving it stores a box.  Checked in the database afterwards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from endolite import annotate, auth
+from endolite.config import Settings
+from endolite.ingest import ingest_paths
+from endolite.media import write_image_atomic
+from endolite.records import LabelKind, Role
+from endolite.storage import annotations, connect, labels, media
+from endolite.synthetic import disc_mask
+from tests.e2e_support import browser_page, log_in, running_dashboard, wait_idle
+
+pytestmark = pytest.mark.e2e
+H, W = 240, 320          # H != W: a transposed click would miss the disc
+
+
+def _frame(tmp_path):
+    rng = np.random.default_rng(3)
+    image = np.full((H, W, 3), 40, dtype=np.uint8) + rng.integers(0, 20, (H, W, 3), dtype=np.uint8)
+    truth = disc_mask(H, W, 200, 90, 45)
+    image[truth] = (210, 120, 110)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    write_image_atomic(folder / "polyp01.png", image, fmt="png")
+    return folder, truth
+
+
+def _to_screen(page, x: float, y: float) -> tuple[float, float]:
+    """Screen position of image pixel (x, y) on the Fabric.js canvas (the page scales frames)."""
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    return box["x"] + x * box["width"] / W, box["y"] + y * box["height"] / H
+
+
+def _canvas_click(page, x: float, y: float) -> None:
+    page.mouse.click(*_to_screen(page, x, y))
+
+
+def test_clicks_on_the_canvas_make_and_save_a_mask(tmp_path):
+    data_dir = tmp_path / "data"
+    settings = Settings.resolve(data_dir)
+    con = connect(settings)
+    auth.add_user(con, "ann", Role.ANNOTATOR, "annotator-pw")
+    labels.add(con, "polyp", kind=LabelKind.PATHOLOGY, color="#ff0000")
+    folder, truth = _frame(tmp_path)
+    [group] = ingest_paths(con, settings, [folder], user="ann")
+    con.close()
+
+    with running_dashboard(data_dir, tmp_path / "server.log") as url, browser_page(tmp_path) as page:
+        log_in(page, url, "ann", "annotator-pw")
+        page.get_by_role("link", name="Annotate").click()
+        page.get_by_role("heading", name="Annotate").wait_for()
+        page.get_by_text("Classical engine").first.wait_for()
+        page.locator("canvas.upper-canvas").first.wait_for()
+        wait_idle(page)
+        _canvas_click(page, 200, 90)                     # + inside the disc
+        page.get_by_text("1 positive, 0 negative clicks").wait_for()
+        page.get_by_text("− point", exact=True).click()
+        wait_idle(page)
+        _canvas_click(page, 40, 200)                     # - on the background
+        page.get_by_text("1 positive, 1 negative clicks").wait_for()
+        page.get_by_role("button", name="Accept mask").click()
+        page.get_by_text("Masks on this frame (1)").wait_for()
+        wait_idle(page)
+        page.screenshot(path=str(tmp_path / "annotate.png"), full_page=True)
+
+        page.get_by_text("box", exact=True).click()
+        wait_idle(page)
+        page.mouse.move(*_to_screen(page, 20, 20))
+        page.mouse.down()
+        page.mouse.move(*_to_screen(page, 80, 60), steps=8)
+        page.mouse.up()
+        page.get_by_role("button", name="Save as box").click()
+        page.get_by_text("Masks on this frame (2)").wait_for()
+
+    con = connect(settings)
+    frame = media.frames_of(con, group_id=group.id)[0]
+    saved = annotations.masks_of(con, frame_ids=[frame.id])
+    assert [m.kind for m in saved] == ["mask", "box"]
+    mask, box = saved
+    assert mask.annotator == "ann" and mask.label == "polyp"
+    points = mask.prompt["points"]
+    assert [p[2] for p in points] == [1, 0]
+    assert abs(points[0][0] - 200) < 3 and abs(points[0][1] - 90) < 3, "clicks land in image (x, y)"
+    got = annotate.load_mask(mask)
+    iou = (got & truth).sum() / (got | truth).sum()
+    assert iou > 0.8, f"the mask from the clicks covers the disc (IoU {iou:.2f})"
+    x, y, w, h = box.bbox
+    assert abs(x - 20) <= 3 and abs(y - 20) <= 3 and abs(w - 60) <= 4 and abs(h - 40) <= 4

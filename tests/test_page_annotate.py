@@ -1,0 +1,113 @@
+"""Annotation page (AppTest): engine shown, mask list with delete / undo, label-wide delete,
+propagation job, blind benchmark frames.  The canvas itself is driven in the browser tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from endolite import annotate, auth
+from endolite.benchmark import service as bench
+from endolite.ingest import ingest_paths
+from endolite.media import write_image_atomic
+from endolite.records import LabelKind, Role
+from endolite.storage import annotations, connect, labels, media
+from endolite.synthetic import moving_disc_frames
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _setup(app_env, tmp_path, n=6):
+    con = connect(app_env)
+    ann = auth.add_user(con, "ann", Role.ANNOTATOR, "annotator-pw")
+    labels.add(con, "polyp", kind=LabelKind.PATHOLOGY, color="#ff0000")
+    labels.add(con, "tool", kind=LabelKind.OTHER, color="#0000ff")
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    pairs = list(moving_disc_frames(n, height=96, width=128))
+    for i, (frame, _) in enumerate(pairs):
+        write_image_atomic(folder / f"img{i:02d}.png", frame, fmt="png")
+    [group] = ingest_paths(con, app_env, [folder], user="ann")
+    frames = media.frames_of(con, group_id=group.id)
+    return con, ann, frames, [m for _, m in pairs]
+
+
+def _page(user) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages/annotate.py"), default_timeout=60)
+    at.session_state["user"] = user
+    return at
+
+
+def _button(at, key):
+    return at.button(key=key)
+
+
+def test_page_names_the_engine_and_lists_masks_with_delete_and_undo(app_env, tmp_path):
+    con, ann, frames, truth = _setup(app_env, tmp_path)
+    m = annotate.save_mask(con, app_env, annotate.NewMask(frames[0].id, truth[0]), label="polyp",
+                           annotator="ann")
+    at = _page(ann).run()
+    assert not at.exception, at.exception
+    assert any("Classical engine" in c.value for c in at.caption), "the active engine is named"
+    assert any(f"#{m.id}" in md.value for md in at.markdown)
+
+    _button(at, f"ann_del_{m.id}").click().run()
+    assert annotations.masks_of(con, frame_ids=[frames[0].id]) == []
+    undo = _button(at, "ann_undo_btn")
+    assert "delete" in undo.label
+    undo.click().run()
+    assert [x.id for x in annotations.masks_of(con, frame_ids=[frames[0].id])] == [m.id]
+
+
+def test_delete_all_masks_of_a_label_needs_confirmation(app_env, tmp_path):
+    con, ann, frames, truth = _setup(app_env, tmp_path)
+    for f, mask in zip(frames, truth):
+        annotate.save_mask(con, app_env, annotate.NewMask(f.id, mask), label="polyp", annotator="ann")
+    keep = annotate.save_mask(con, app_env, annotate.NewMask(frames[1].id, truth[1]), label="tool",
+                              annotator="ann")
+    at = _page(ann).run()
+    assert _button(at, "ann_del_all").disabled
+    at.checkbox(key="ann_del_confirm").check().run()
+    _button(at, "ann_del_all").click().run()
+    left = annotations.masks_of(con, group_id=frames[0].group_id)
+    assert [x.id for x in left] == [keep.id]
+    assert any("Deleted 6" in s.value for s in at.success)
+
+
+def test_propagation_runs_as_a_job_and_fills_the_review_strip(app_env, tmp_path):
+    con, ann, frames, truth = _setup(app_env, tmp_path)
+    m = annotate.save_mask(con, app_env, annotate.NewMask(frames[0].id, truth[0]), label="polyp",
+                           annotator="ann")
+    at = _page(ann).run()
+    _button(at, f"ann_prop_{m.id}").click().run()
+    at.radio(key="ann_prop_dir").set_value("forward")
+    next(b for b in at.button if b.label == "Start propagation").click().run()
+    job_id = at.session_state["ann_job"]
+    from endolite import jobs
+
+    job = jobs.wait(con, job_id, timeout=120)
+    assert job.status == "done", job.message
+    assert job.result["made"] == len(frames) - 1
+    made = [x for x in annotations.masks_of(con, group_id=frames[0].group_id) if x.source == "propagated"]
+    assert len(made) == len(frames) - 1
+    at.run()
+    assert any("Review propagated masks" in e.label for e in at.expander)
+
+
+def test_benchmark_frames_are_blind_and_can_be_completed(app_env, tmp_path):
+    con, ann, frames, truth = _setup(app_env, tmp_path)
+    auth.add_user(con, "gold", Role.LEAD, "gold-password")
+    bench_id = bench.create_benchmark(con, name="b1", gold="gold", annotators=["ann"], labels=["polyp"],
+                                      frame_ids=[frames[0].id], created_by="gold").id
+    gold_mask = annotate.save_mask(con, app_env, annotate.NewMask(frames[0].id, truth[0]), label="polyp",
+                                   annotator="gold")
+    at = _page(ann).run()
+    at.radio(key="ann_mode").set_value(at.radio(key="ann_mode").options[1]).run()
+    assert not at.exception, at.exception
+    assert any("only your own annotations" in i.value for i in at.info)
+    assert not any(f"#{gold_mask.id}" in md.value for md in at.markdown), "gold masks stay hidden"
+    _button(at, "ann_task_done").click().run()
+    [row] = [r for r in bench.status_rows(con, bench_id) if r["annotator"] == "ann"]
+    assert row["complete"] == 1

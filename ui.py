@@ -113,7 +113,7 @@ def frame_navigator(frames, *, key: str):
     """Prev / next (shortcuts ``j`` / ``k``) over ``frames``; returns the current one (None if empty)."""
     if not frames:
         st.info("This sequence has no frames yet: extract some first.")
-        st.page_link("pages/extract.py", label="Extract frames", icon=":material/movie:")
+        link_to("pages/extract.py", "Extract frames", ":material/movie:")
         return None
     state_key = f"{key}_index"
     index = min(st.session_state.get(state_key, 0), len(frames) - 1)
@@ -174,3 +174,13 @@ def start_propagation(mask_id: int, *, direction: str, to_frame_id: int | None):
     return jobs.start(_connection_for(str(data.data_dir)), "propagate", work,
                       params={"mask_id": mask_id, "direction": direction, "to_frame_id": to_frame_id},
                       created_by=user.name)
+
+
+def link_to(page: str, label: str, icon: str | None = None) -> None:
+    """A link to another page; plain text when the page runs outside the app's navigation (AppTest)."""
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except StreamlitAPIException:
+        st.caption(f"→ {label}")

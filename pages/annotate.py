@@ -48,7 +48,7 @@ if blind:
 mask_labels = [lb for lb in labels.list_all(con) if {"mask", "box"} & set(lb.allowed)]
 if not mask_labels:
     st.warning("Create a label that allows masks or boxes first.")
-    st.page_link("pages/labels.py", label="Labels", icon=":material/label:")
+    ui.link_to("pages/labels.py", "Labels", ":material/label:")
     st.stop()
 
 tool_col, label_col, size_col = st.columns([3, 2, 1])

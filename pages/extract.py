@@ -14,7 +14,7 @@ st.title("Extract frames")
 videos = media.list_videos(ui.cursor())
 if not videos:
     st.info("No videos yet: upload one first.")
-    st.page_link("pages/upload.py", label="Go to Upload", icon=":material/upload:")
+    ui.link_to("pages/upload.py", "Go to Upload", ":material/upload:")
     st.stop()
 
 by_id = {v.id: v for v in videos}

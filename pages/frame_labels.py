@@ -19,7 +19,7 @@ frame_labels = [lb for lb in all_labels if "frame_label" in lb.allowed]
 segment_labels = [lb for lb in all_labels if "segment" in lb.allowed]
 if not all_labels:
     st.info("Create labels first.")
-    st.page_link("pages/labels.py", label="Labels", icon=":material/label:")
+    ui.link_to("pages/labels.py", "Labels", ":material/label:")
     st.stop()
 
 tab_frames, tab_segments = st.tabs(["Frame labels", "Time segments"])

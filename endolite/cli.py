@@ -286,6 +286,26 @@ def cmd_segment_materialize(args, out: Output) -> int:
     return 0
 
 
+def cmd_propagate(args, out: Output) -> int:
+    from endolite.annotate import propagate_mask
+    from endolite.segment import engine_for
+
+    settings, con = _open(args)
+    refine = None
+    if args.refine:
+        from endolite.propagate import SegmenterRefiner
+
+        engine = engine_for(settings)
+        refine = SegmenterRefiner(engine, lambda _i, image: engine.embed(image))
+    made = propagate_mask(con, settings, args.mask_id, direction=args.direction, to_frame_id=args.to,
+                          annotator=args.annotator or _acting_user(args), refine=refine)
+    out.emit([{"id": m.id, "frame_id": m.frame_id, "confidence": m.confidence, "flagged": m.flagged}
+              for m in made],
+             [f"mask {m.id} on frame {m.frame_id} confidence {m.confidence:.2f}"
+              + (" (flagged)" if m.flagged else "") for m in made] or ["no stored frame reached"])
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -371,6 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", required=True, metavar="LABEL=VALUE")
     s.add_argument("--annotator")
     s.set_defaults(func=cmd_frame_label)
+
+    s = sub.add_parser("propagate", help="carry a mask through its sequence (optical flow)")
+    s.add_argument("mask_id", type=int)
+    s.add_argument("--direction", choices=["forward", "backward", "both"], default="both")
+    s.add_argument("--to", type=int, help="stop at this frame id")
+    s.add_argument("--annotator")
+    s.add_argument("--refine", action="store_true", help="re-segment each frame with the active engine")
+    s.set_defaults(func=cmd_propagate)
 
     sg = sub.add_parser("segment", help="time segments of a video").add_subparsers(
         dest="segment_command", required=True)

@@ -92,3 +92,21 @@ def test_image_group_propagation_follows_frame_order(con, settings, tmp_path):
     last = frames.index(next(f for f in frames if f.id == made[-1].frame_id))
     assert _iou(annotate.load_mask(made[-1]), pairs[last][1]) >= 0.85
     assert len(annotations.masks_of(con, group_id=group.id, annotator="ann")) == 1 + len(made)
+
+
+def test_cli_propagate_prints_the_masks_made(con, settings, video_setup, capsys):
+    import json
+
+    from endolite.cli import main
+
+    video_id, picked, truth, _ = video_setup
+    start, stop = picked.picked[0], picked.picked[1]
+    source = annotate.save_mask(con, settings, annotate.NewMask(start.id, truth[start.frame_number]),
+                                label="polyp", annotator="ann")
+    con.close()
+    code = main(["--data", str(settings.data_dir), "--json", "propagate", str(source.id),
+                 "--direction", "forward", "--to", str(stop.id), "--annotator", "ann"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and all(0.0 <= r["confidence"] <= 1.0 for r in rows)
+    assert rows[-1]["frame_id"] == stop.id

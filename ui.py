@@ -184,3 +184,24 @@ def link_to(page: str, label: str, icon: str | None = None) -> None:
         st.page_link(page, label=label, icon=icon)
     except StreamlitAPIException:
         st.caption(f"→ {label}")
+
+
+def start_precompute(frames, *, around: int):
+    """Embed ``frames`` (records.Frame) in a background job, nearest to frame number ``around`` first."""
+    from endolite import jobs
+    from endolite.media import read_image
+    from endolite.segment.sam import FrameToEmbed, precompute
+
+    user = require_user()
+    data, engine = settings(), segmenter()
+    items = [FrameToEmbed(key=f.sha256, index=f.frame_number,
+                          load=lambda p=str(data.absolute(f.path)): read_image(p)) for f in frames]
+
+    def work(cur, progress):
+        result = precompute(engine, items, lambda done, total: progress(done / max(total, 1),
+                                                                         f"{done} / {total} frames"),
+                            around=around)
+        return {"computed": result.computed, "cached": result.cached, "failed": len(result.failed)}
+
+    return jobs.start(_connection_for(str(data.data_dir)), "embed", work,
+                      params={"frames": len(items), "around": around}, created_by=user.name)

@@ -40,6 +40,16 @@ else:
 frame = ui.frame_navigator(frames, key="ann_nav")
 if frame is None:
     st.stop()
+if hasattr(engine, "is_cached"):              # SAM: embeddings are cached per frame on disk
+    ready = sum(engine.is_cached(f.sha256) for f in frames)
+    c1, c2 = st.columns([3, 1])
+    c1.caption(f"Embeddings ready for {ready} of {len(frames)} frames of this list "
+               "(a click on a ready frame only runs the decoder).")
+    if ready < len(frames) and c2.button("Precompute embeddings", key="ann_precompute"):
+        st.session_state["ann_embed_job"] = ui.start_precompute(frames, around=frame.frame_number).id
+    if st.session_state.get("ann_embed_job"):
+        embed_job = jobs.get(con, st.session_state["ann_embed_job"])
+        st.progress(embed_job.progress, text=f"Embedding frames ({embed_job.status}): {embed_job.message}")
 blind = frame.id in benchmarks.benchmark_frames_for(con, user.name)
 task = next((t for t in queue if t.frame_id == frame.id), None)
 if blind:

@@ -306,7 +306,14 @@ def overlay(rgb: np.ndarray, masks: Sequence[MaskLike], colors: Sequence[str | S
         if array.shape != image.shape[:2]:
             raise InvalidInput(f"mask {i} is {array.shape}, image is {image.shape[:2]}")
         color = _rgb_color(colors[i] if colors is not None else DEFAULT_COLORS[i % len(DEFAULT_COLORS)])
-        out[array] = out[array] * (1.0 - alpha) + color * alpha
+        rows, cols = np.flatnonzero(array.any(axis=1)), np.flatnonzero(array.any(axis=0))
+        if len(rows) == 0:
+            continue
+        # work inside the mask's box (plus the outline margin): cost follows the object, not the frame
+        y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, array.shape[0])
+        x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, array.shape[1])
+        crop, part = array[y0:y1, x0:x1], out[y0:y1, x0:x1]
+        part[crop] = part[crop] * (1.0 - alpha) + color * alpha
         if outline_px > 0:
-            out[outline(array, thickness=outline_px)] = color
+            part[outline(crop, thickness=outline_px)] = color
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)

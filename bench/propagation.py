@@ -12,7 +12,7 @@ number).  Printed per sequence:
   (no stop on flags), mean IoU over frames 1..n-1.
 - ``flagged``: steps below the confidence threshold; ``unflagged_one_step_iou`` their complement.
 - ``fps`` (native size), ``fps_1280x1024`` and ``fps_720x576`` (frames and masks resized),
-  chained, no stop; ``plain_flow_fps_720x576`` is the plain-flow reference timed in the same run
+  chained, no stop, median of 5 runs; ``plain_flow_fps_720x576`` is the plain-flow reference timed in the same run
   (the machine may be shared: compare the two, not runs on different days).
 """
 
@@ -33,6 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from endolite.masks import array_iou, from_image_file  # noqa: E402
 from endolite.media import read_image  # noqa: E402
 from endolite.propagate import PropagationOptions, propagate, warp_step  # noqa: E402
+
+
+REPEATS = 5   # speeds are medians over this many runs (the machine may be shared)
 
 
 def _number(path: Path) -> int:
@@ -76,9 +79,12 @@ def fps_at(frames: list[np.ndarray], masks: list[np.ndarray], size: tuple[int, i
     if size is not None:
         frames = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]
         masks = [cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0 for m in masks]
-    start = time.perf_counter()
-    out = propagate(frames, 0, masks[0], options=options)
-    return len(out) / (time.perf_counter() - start)
+    rates = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        out = propagate(frames, 0, masks[0], options=options)
+        rates.append(len(out) / (time.perf_counter() - start))
+    return float(np.median(rates))
 
 
 def plain_fps_at(frames: list[np.ndarray], masks: list[np.ndarray], size: tuple[int, int]) -> float:
@@ -86,11 +92,14 @@ def plain_fps_at(frames: list[np.ndarray], masks: list[np.ndarray], size: tuple[
     import cv2
 
     frames = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]
-    current = cv2.resize(masks[0].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-    start = time.perf_counter()
-    for i in range(len(frames) - 1):
-        current = plain_flow_step(frames[i], frames[i + 1], current)
-    return (len(frames) - 1) / (time.perf_counter() - start)
+    rates = []
+    for _ in range(REPEATS):
+        current = cv2.resize(masks[0].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        start = time.perf_counter()
+        for i in range(len(frames) - 1):
+            current = plain_flow_step(frames[i], frames[i + 1], current)
+        rates.append((len(frames) - 1) / (time.perf_counter() - start))
+    return float(np.median(rates))
 
 
 def bench_sequence(directory: Path, options: PropagationOptions) -> dict:
@@ -134,11 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sequences", nargs="+", type=Path, metavar="SEQUENCE_DIR")
     parser.add_argument("--no-global-motion", action="store_true")
     parser.add_argument("--no-anchor", action="store_true")
+    parser.add_argument("--boundary-sigma", type=float, default=PropagationOptions.boundary_sigma,
+                        help="px; 0 turns the boundary-aware flow off")
     args = parser.parse_args(argv)
     import cv2
 
     cv2.setNumThreads(2)
-    options = PropagationOptions(global_motion=not args.no_global_motion, anchor=not args.no_anchor)
+    options = PropagationOptions(global_motion=not args.no_global_motion, anchor=not args.no_anchor,
+                                 boundary_sigma=args.boundary_sigma)
     for directory in args.sequences:
         print(json.dumps(bench_sequence(directory, options)), flush=True)
     return 0

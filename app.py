@@ -6,6 +6,7 @@ import streamlit as st
 
 import ui
 from endolite import auth
+from endolite.allocator import keep_large_allocations
 from endolite.errors import EndoliteError
 from endolite.records import Role
 
@@ -79,4 +80,5 @@ def main() -> None:
     st.navigation(pages).run()
 
 
+keep_large_allocations()   # SAM's big tensors stay in the heap (endolite/allocator.py)
 main()

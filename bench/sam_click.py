@@ -10,12 +10,16 @@ compute is the real model's; weights do not change the time).  Prints:
   (``SamSegmenter.predict`` on an embedding already in memory), and of a click that first
   loads the embedding from the on-disk cache (targets: median <= 0.15 s, p95 <= 0.3 s), with
   the engine's default single decoder thread and with torch's default thread count;
-- ``{"metric": "embed_precision", ...}``: encoder seconds in fp32 and bf16 autocast, their
-  ratio (target <= 0.5), and the mask IoU between the two embeddings' masks for the same
-  clicks on the real image (random weights make this a sensitivity check, not accuracy).
+- ``{"metric": "embed_precision", ...}``: encoder seconds of the plain float32 encoder in this
+  process with glibc's default allocator (``plain_fp32_s``, the reference), then, after
+  :func:`endolite.allocator.keep_large_allocations`, the engine's float32 and bf16-autocast
+  embeddings (medians of 2 runs after a warm-up), the engine's ``auto`` choice and its time
+  over the reference (``auto_over_plain_fp32``, target <= 0.5), bf16 over tuned fp32, and the
+  mask IoU between the fp32 and bf16 embeddings' masks for the same clicks on the real image
+  (random weights make this a sensitivity check, not accuracy).
 
-Only three encoder runs (one bf16 warm-up, one fp32, one bf16): an fp32 vit_b embedding takes
-~15-20 s on 2 CPU cores.
+Seven encoder runs (~1.5 minutes for vit_b on 2 CPU cores).  Run it as its own process: the
+allocator settings cannot be undone once made.
 """
 
 from __future__ import annotations
@@ -32,11 +36,26 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from endolite.allocator import keep_large_allocations  # noqa: E402
 from endolite.masks import array_iou, from_image_file  # noqa: E402
 from endolite.media import read_image  # noqa: E402
 from endolite.segment.sam import SamSegmenter, load_sam, resolve_precision  # noqa: E402
 
 DEFAULT_IMAGE = ROOT.parent / "shared" / "data" / "real" / "images" / "cju0qkwl35piu0993l0dewei2.jpg"
+
+
+def plain_fp32_seconds(model, engine: SamSegmenter, image: np.ndarray) -> float:
+    """One float32 encoder run as segment-anything does it (the reference; no allocator
+    settings, so call it before anything calls keep_large_allocations)."""
+    import torch
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    resized = ResizeLongestSide(engine.img_size).apply_image(image)
+    tensor = torch.as_tensor(resized).permute(2, 0, 1).contiguous()[None].float()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        model.image_encoder(model.preprocess(tensor))
+    return time.perf_counter() - start
 
 
 def _clicks(image_size: tuple[int, int], count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -67,36 +86,39 @@ def main(argv: list[str] | None = None) -> int:
         engine = SamSegmenter(args.model, model=model, cache_dir=tmp, precision="auto")
         best = resolve_precision("auto")
 
-        # --- encoder: bf16 warm-up, fp32, bf16 ------------------------------------------------
-        timings: dict[str, float] = {}
+        # --- encoder: plain fp32 reference, then the engine (tuned allocator) ------------------
+        plain_s = plain_fp32_seconds(model, engine, image)
+        keep_large_allocations()
+        timings: dict[str, list[float]] = {}
         embeddings = {}
-        plan = (["bf16", "fp32", "bf16"] if best == "bf16" else ["fp32"])
-        for mode in plan:
+        for mode in ("fp32", "fp32", "fp32", "bf16", "bf16", "bf16"):   # first of each: warm-up
             start = time.perf_counter()
             embeddings[mode] = engine.compute_embedding(image, key="bench", precision=mode)
-            timings[mode] = time.perf_counter() - start
+            timings.setdefault(mode, []).append(time.perf_counter() - start)
+        seconds = {mode: float(np.median(runs[1:])) for mode, runs in timings.items()}
         record = {"metric": "embed_precision", "model": args.model, "image": args.image.name,
                   "image_size": list(image.shape[:2]), "auto_precision": best,
-                  "threads": torch.get_num_threads(), "fp32_s": round(timings["fp32"], 2)}
-        if "bf16" in embeddings:
-            record["bf16_s"] = round(timings["bf16"], 2)
-            record["bf16_over_fp32"] = round(timings["bf16"] / timings["fp32"], 3)
-            # masks for the same prompts from both embeddings
-            prompts = _clicks(image.shape[:2], 12, seed=1)
-            if truth is not None:
-                ys, xs = np.nonzero(truth)
-                prompts.insert(0, (np.array([[xs.mean(), ys.mean()]]), np.array([1])))
-            ious = []
-            for points, labels in prompts:
-                a, _ = engine.predict(embeddings["fp32"], points, labels)
-                b, _ = engine.predict(embeddings["bf16"], points, labels)
-                ious.extend(array_iou(x, y) for x, y in zip(a, b))
-            feats_a = embeddings["fp32"].features.astype(np.float32)
-            feats_b = embeddings["bf16"].features.astype(np.float32)
-            record["mask_iou_bf16_vs_fp32_mean"] = round(float(np.mean(ious)), 4)
-            record["mask_iou_bf16_vs_fp32_min"] = round(float(np.min(ious)), 4)
-            record["embedding_rel_error"] = round(float(np.linalg.norm(feats_a - feats_b)
-                                                        / max(np.linalg.norm(feats_a), 1e-9)), 4)
+                  "threads": torch.get_num_threads(), "plain_fp32_s": round(plain_s, 2),
+                  "fp32_s": round(seconds["fp32"], 2), "bf16_s": round(seconds["bf16"], 2),
+                  "auto_over_plain_fp32": round(seconds[best] / plain_s, 3),
+                  "fp32_over_plain_fp32": round(seconds["fp32"] / plain_s, 3),
+                  "bf16_over_fp32": round(seconds["bf16"] / seconds["fp32"], 3)}
+        # masks for the same prompts from both embeddings
+        prompts = _clicks(image.shape[:2], 12, seed=1)
+        if truth is not None:
+            ys, xs = np.nonzero(truth)
+            prompts.insert(0, (np.array([[xs.mean(), ys.mean()]]), np.array([1])))
+        ious = []
+        for points, labels in prompts:
+            a, _ = engine.predict(embeddings["fp32"], points, labels)
+            b, _ = engine.predict(embeddings["bf16"], points, labels)
+            ious.extend(array_iou(x, y) for x, y in zip(a, b))
+        feats_a = embeddings["fp32"].features.astype(np.float32)
+        feats_b = embeddings["bf16"].features.astype(np.float32)
+        record["mask_iou_bf16_vs_fp32_mean"] = round(float(np.mean(ious)), 4)
+        record["mask_iou_bf16_vs_fp32_min"] = round(float(np.min(ious)), 4)
+        record["embedding_rel_error"] = round(float(np.linalg.norm(feats_a - feats_b)
+                                                    / max(np.linalg.norm(feats_a), 1e-9)), 4)
         print(json.dumps(record), flush=True)
 
         # --- clicks: decoder only, and cache load + decoder --------------------------------------

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from endolite.allocator import with_environment
 from endolite.config import ENV_DATA, Settings
 from endolite.errors import EndoliteError
 from endolite.records import IngestStatus, LabelKind, Role, SampleMethod, to_dict
@@ -54,7 +55,8 @@ def _acting_user(args) -> str:
 
 def cmd_serve(args, out: Output) -> int:
     settings = Settings.resolve(args.data)
-    env = dict(os.environ, **{ENV_DATA: str(settings.data_dir)})
+    # one malloc arena, so SAM's big tensors stay in the heap in job threads too (allocator.py)
+    env = with_environment(dict(os.environ, **{ENV_DATA: str(settings.data_dir)}))
     command = [sys.executable, "-m", "streamlit", "run", str(APP_PATH),
                "--server.port", str(args.port), "--server.address", args.address,
                "--server.headless", "true", "--browser.gatherUsageStats", "false",

@@ -6,9 +6,14 @@ per frame (:meth:`SamSegmenter.embed`) and its output is cached as float16 at
 (``original_size`` / ``input_size`` ``(H, W)`` needed to map prompts and masks, the precision,
 the model type).  Files are written under a temporary name and moved into place.
 
-Precision: ``"auto"`` runs the encoder under ``torch.autocast("cpu", dtype=torch.bfloat16)`` when
-the CPU supports bfloat16 (oneDNN check plus a trial op), else in float32; bench/sam_click.py
-measures the speed ratio and the mask IoU between the two.  The decoder always runs in float32.
+Speed: the encoder's big attention maps are kept in the heap (:mod:`endolite.allocator`), which
+alone takes a vit_b float32 embedding on the 2-core lab CPU from 17-26 s to about 6 s.
+Precision: ``"bf16"`` runs the encoder under ``torch.autocast("cpu", dtype=torch.bfloat16)``
+(masks agree with float32 at IoU >= 0.997).  ``"auto"`` picks it only where it is faster, i.e.
+on CPUs with AMX bfloat16 tiles (oneDNN check plus a trial op); with AVX-512 BF16 alone it was
+slower than float32 once the allocator was fixed (about 9 s against 6 s), so "auto" means
+float32 there.  bench/sam_click.py measures all of it in one run.  The decoder always runs in
+float32.
 
 Checkpoints are only read from a local path (``sam_model_registry[model_type](checkpoint=path)``);
 nothing here downloads anything.  ``build_tiny_sam`` makes a small randomly initialised SAM with
@@ -27,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from endolite.allocator import keep_large_allocations
 from endolite.errors import InvalidInput
 from endolite.segment.base import Embedding, check_image, check_prompt, image_key
 
@@ -53,12 +59,25 @@ def _bf16_supported() -> bool:
         return False
 
 
+def _has_amx_bf16() -> bool:
+    """True when the CPU advertises AMX bfloat16 tiles (Linux /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split()
+    except OSError:
+        pass
+    return False
+
+
 def resolve_precision(precision: str) -> str:
-    """"auto" -> "bf16" when supported else "fp32"; "bf16"/"fp32" pass through (validated)."""
+    """"auto" -> "bf16" where it is the faster form (AMX bf16 and supported), else "fp32";
+    "bf16"/"fp32" pass through (validated)."""
     if precision not in PRECISIONS:
         raise InvalidInput(f"precision {precision!r}: use one of {PRECISIONS}")
     if precision == "auto":
-        return "bf16" if _bf16_supported() else "fp32"
+        return "bf16" if _has_amx_bf16() and _bf16_supported() else "fp32"
     return precision
 
 
@@ -234,6 +253,7 @@ class SamSegmenter:
         from segment_anything.utils.transforms import ResizeLongestSide
 
         image = check_image(image)
+        keep_large_allocations()
         mode = resolve_precision(precision) if precision else self.precision
         if self._threads:
             torch.set_num_threads(self._threads)

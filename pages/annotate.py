@@ -81,11 +81,14 @@ scale = frame.width / CANVAS_WIDTH          # image px per canvas px (small fram
 width, height = round(frame.width / scale), round(frame.height / scale)
 background = annotate.render_frame(settings, frame, visible, preview=preview, preview_color=label.color)
 
+# + and − points share one canvas (their clicks accumulate); the eraser gets its own, so a
+# brush stroke not yet saved is never read as an eraser stroke (and the other way round)
+canvas_kind = "eraser" if tool_name == "eraser" else TOOLS[tool_name]
 left, right = st.columns([5, 2])
 with left:
     drawing = st_canvas(
         background_image=Image.fromarray(background), width=width, height=height,
-        drawing_mode=TOOLS[tool_name], key=f"ann_canvas_{frame.id}_{nonce}_{TOOLS[tool_name]}",
+        drawing_mode=TOOLS[tool_name], key=f"ann_canvas_{frame.id}_{nonce}_{canvas_kind}",
         fill_color=(canvas.NEGATIVE if tool_name == "− point" else canvas.POSITIVE)
         if TOOLS[tool_name] == "point" else "rgba(255, 255, 255, 0.15)",
         stroke_color="white" if TOOLS[tool_name] in ("point", "rect", "polygon") else label.color,

@@ -89,3 +89,12 @@ def log_in(page, url: str, name: str, password: str) -> None:
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name="Library").wait_for()
+
+
+def canvas_point(page, x: float, y: float, width: int, height: int) -> tuple[float, float]:
+    """Screen position of image pixel (x, y) on the annotation page's Fabric.js canvas, for a
+    frame of ``width`` x ``height`` pixels (the page scales frames to fit)."""
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    return box["x"] + x * box["width"] / width, box["y"] + y * box["height"] / height

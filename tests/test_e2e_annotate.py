@@ -13,7 +13,7 @@ from endolite.media import write_image_atomic
 from endolite.records import LabelKind, Role
 from endolite.storage import annotations, connect, labels, media
 from endolite.synthetic import disc_mask
-from tests.e2e_support import browser_page, log_in, running_dashboard, wait_idle
+from tests.e2e_support import browser_page, canvas_point, log_in, running_dashboard, wait_idle
 
 pytestmark = pytest.mark.e2e
 H, W = 240, 320          # H != W: a transposed click would miss the disc
@@ -31,11 +31,7 @@ def _frame(tmp_path):
 
 
 def _to_screen(page, x: float, y: float) -> tuple[float, float]:
-    """Screen position of image pixel (x, y) on the Fabric.js canvas (the page scales frames)."""
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    return box["x"] + x * box["width"] / W, box["y"] + y * box["height"] / H
+    return canvas_point(page, x, y, W, H)
 
 
 def _canvas_click(page, x: float, y: float) -> None:

@@ -37,5 +37,6 @@ def test_setup_upload_extract_shows_thumbnails(tmp_path):
         page.get_by_text("proceed to annotation").wait_for()
         wait_idle(page)
         thumbs = page.locator("[data-testid='stImage'] img")
+        thumbs.nth(19).wait_for()              # the grid renders after the message
         assert thumbs.count() == 20
         page.screenshot(path=str(tmp_path / "extracted.png"), full_page=True)

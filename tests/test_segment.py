@@ -203,13 +203,13 @@ def test_sam_predict_shapes(tiny_model, tmp_path):
 
 
 def test_sam_bf16_and_fp32_embeddings_agree(tiny_model):
-    from endolite.segment.sam import resolve_precision
+    from endolite.segment.sam import _bf16_supported
 
     frame, _ = next(moving_disc_frames(1, height=144, width=192))
     engine = _sam(tiny_model, None, precision="fp32")
     fp32 = engine.compute_embedding(frame, precision="fp32")
     assert fp32.precision == "fp32"
-    if resolve_precision("auto") != "bf16":
+    if not _bf16_supported():
         pytest.skip("no bfloat16 support on this CPU")
     bf16 = engine.compute_embedding(frame, precision="bf16")
     a, b = fp32.features.astype(np.float32), bf16.features.astype(np.float32)

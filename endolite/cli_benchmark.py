@@ -58,26 +58,27 @@ def cmd_create(args, out) -> int:
     return 0
 
 
+def _new_tasks(args, out, change) -> int:
+    """Run ``change(con, by)`` (returns how many tasks it created) and print that count."""
+    cli = _cli()
+    _, con = cli._open(args)
+    n = change(con, cli._acting_user(args))
+    out.emit({"benchmark_id": args.benchmark_id, "new_tasks": n}, [f"{n} new tasks"])
+    return 0
+
+
 def cmd_add_frames(args, out) -> int:
     from endolite.benchmark import service
 
-    cli = _cli()
-    _, con = cli._open(args)
-    n = service.add_frames(con, args.benchmark_id, service.parse_ids(args.frames),
-                           by=cli._acting_user(args))
-    out.emit({"benchmark_id": args.benchmark_id, "new_tasks": n}, [f"{n} new tasks"])
-    return 0
+    return _new_tasks(args, out, lambda con, by: service.add_frames(
+        con, args.benchmark_id, service.parse_ids(args.frames), by=by))
 
 
 def cmd_assign(args, out) -> int:
     from endolite.benchmark import service
 
-    cli = _cli()
-    _, con = cli._open(args)
-    n = service.assign(con, args.benchmark_id, service.parse_names(args.annotators),
-                       by=cli._acting_user(args))
-    out.emit({"benchmark_id": args.benchmark_id, "new_tasks": n}, [f"{n} new tasks"])
-    return 0
+    return _new_tasks(args, out, lambda con, by: service.assign(
+        con, args.benchmark_id, service.parse_names(args.annotators), by=by))
 
 
 def cmd_complete(args, out) -> int:

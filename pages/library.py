@@ -17,38 +17,32 @@ c1, c2 = st.columns(2)
 c1.metric("Videos", len(videos))
 c2.metric("Image groups", len(groups))
 
+
+def sequence_tab(kind: str, items, columns: list[str]) -> None:
+    """Table of ``items`` (videos or image groups), then the chosen one's metadata and frames."""
+    if not items:
+        st.info(f"No {kind}s yet.")
+        return
+    st.dataframe(pd.DataFrame([to_dict(i) for i in items])[columns], hide_index=True,
+                 width="stretch")
+    key = "video" if kind == "video" else "group"
+    chosen_id = st.selectbox(f"Show frames of {key}", [i.id for i in items], key=f"lib_{key}",
+                             format_func=lambda i: next(x.title for x in items if x.id == i))
+    chosen = next(i for i in items if i.id == chosen_id)
+    if chosen.client_metadata:
+        with st.expander("Client metadata"):
+            st.json(chosen.client_metadata)
+    show_ctx = st.toggle("Include context frames", key=f"lib_{key}_ctx")
+    ui.frame_grid(media.frames_of(con, include_context=show_ctx, **{f"{key}_id": chosen_id}))
+
+
 tab_videos, tab_groups, tab_log = st.tabs(["Videos", "Image groups", "Activity"])
 with tab_videos:
-    if videos:
-        cols = ["id", "title", "width", "height", "codec", "fps", "frame_count", "duration",
-                "created_by", "created_at"]
-        st.dataframe(pd.DataFrame([to_dict(v) for v in videos])[cols], hide_index=True,
-                     width="stretch")
-        vid = st.selectbox("Show frames of video", [v.id for v in videos], key="lib_video",
-                           format_func=lambda i: next(v.title for v in videos if v.id == i))
-        chosen = next(v for v in videos if v.id == vid)
-        if chosen.client_metadata:
-            with st.expander("Client metadata"):
-                st.json(chosen.client_metadata)
-        show_ctx = st.toggle("Include context frames", key="lib_video_ctx")
-        ui.frame_grid(media.frames_of(con, video_id=vid, include_context=show_ctx))
-    else:
-        st.info("No videos yet.")
+    sequence_tab("video", videos, ["id", "title", "width", "height", "codec", "fps", "frame_count",
+                                   "duration", "created_by", "created_at"])
 with tab_groups:
-    if groups:
-        st.dataframe(pd.DataFrame([to_dict(g) for g in groups])[
-            ["id", "title", "source", "frame_count", "created_by", "created_at"]],
-            hide_index=True, width="stretch")
-        gid = st.selectbox("Show frames of group", [g.id for g in groups], key="lib_group",
-                           format_func=lambda i: next(g.title for g in groups if g.id == i))
-        chosen = next(g for g in groups if g.id == gid)
-        if chosen.client_metadata:
-            with st.expander("Client metadata"):
-                st.json(chosen.client_metadata)
-        show_ctx = st.toggle("Include context frames", key="lib_group_ctx")
-        ui.frame_grid(media.frames_of(con, group_id=gid, include_context=show_ctx))
-    else:
-        st.info("No image groups yet.")
+    sequence_tab("image group", groups, ["id", "title", "source", "frame_count", "created_by",
+                                         "created_at"])
 with tab_log:
     if user.role in (Role.ADMIN, Role.LEAD):
         entries = audit.recent(con, limit=200)

@@ -107,3 +107,36 @@ def test_users_page_is_admin_only_and_creates_users(app_env):
     at.text_input(key="user_password").input("long-enough-pw")
     at.button[0].click().run()
     assert users.get_by_name(con, "newbie").created_by == "root"
+
+
+def test_library_lists_groups_and_videos_with_their_frames(app_env, tmp_path, disc_video):
+    import numpy as np
+
+    from endolite.ingest import ingest_paths
+    from endolite.media import write_image_atomic
+
+    con = connect(app_env)
+    lead = auth.add_user(con, "lena", Role.LEAD, "lead-pass-1")
+    at = _page("pages/library.py", lead).run()
+    assert not at.exception
+    assert "No videos yet." in [i.value for i in at.info]
+    assert "No image groups yet." in [i.value for i in at.info]
+
+    folder = tmp_path / "polyps"
+    folder.mkdir()
+    for n in range(3):
+        write_image_atomic(folder / f"img{n}.png", np.full((32, 48, 3), 60 * n, np.uint8), fmt="png")
+    [group] = ingest_paths(con, app_env, [folder], user="lena")
+    [video] = ingest_paths(con, app_env, [disc_video], user="lena")
+    at = _page("pages/library.py", lead).run()
+    assert not at.exception
+    assert [m.value for m in at.metric] == ["1", "1"]
+    group_table = next(d.value for d in at.dataframe if "source" in d.value.columns)
+    assert list(group_table["frame_count"]) == [3]
+    assert at.selectbox(key="lib_group").options == ["polyps"]
+    assert at.selectbox(key="lib_group").value == group.id
+    assert at.selectbox(key="lib_video").value == video.id
+    images = at.get("image")
+    assert len(images) == 3, "the chosen group's three frames as thumbnails"
+    captions = sorted(img.proto.imgs[0].caption.split(": ", 1)[1] for img in images)
+    assert captions == ["img0.png", "img1.png", "img2.png"]

@@ -41,7 +41,6 @@ from endolite.config import Settings
 from endolite.errors import InvalidInput, NotFound
 from endolite.records import Benchmark, Frame, Label, Mask, ShapeKind, TaskStatus, to_dict
 from endolite.storage import annotations, audit, benchmarks, labels, media, users
-from endolite.storage.rows import fetch_dicts
 
 SAMPLE_METHODS = ("random", "stratified")
 IOU_RESULTS_CSV = "iou_results.csv"
@@ -108,10 +107,7 @@ def sample_frame_ids(frame_ids: Sequence[int], count: int, *, seed: int = 0,
 
 def list_extractions(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Extraction runs with their video title and picked-frame count, newest first."""
-    return fetch_dicts(con, """
-        SELECT e.id, e.video_id, v.title AS video_title, e.method, e.created_at,
-               (SELECT count(*) FROM frames f WHERE f.extraction_id = e.id AND NOT f.is_context) AS frames
-        FROM extractions e JOIN videos v ON v.id = e.video_id ORDER BY e.id DESC""")
+    return media.list_extractions(con)
 
 
 def select_frames(con: duckdb.DuckDBPyConnection, *, frame_ids: Sequence[int] | None = None,
@@ -138,11 +134,7 @@ def select_frames(con: duckdb.DuckDBPyConnection, *, frame_ids: Sequence[int] | 
         if missing:
             raise NotFound(f"no frame with id {', '.join(map(str, missing))}")
     elif extraction_id is not None:
-        if not con.execute("SELECT 1 FROM extractions WHERE id = ?", [extraction_id]).fetchone():
-            raise NotFound(f"no extraction with id {extraction_id}")
-        ids = [r[0] for r in con.execute(
-            "SELECT id FROM frames WHERE extraction_id = ? AND NOT is_context ORDER BY frame_number, id",
-            [extraction_id]).fetchall()]
+        ids = media.extraction_frame_ids(con, extraction_id)
     else:
         if group_id is not None:
             media.get_group(con, group_id)
@@ -273,9 +265,7 @@ def complete(con: duckdb.DuckDBPyConnection, benchmark_id: int, annotator: str, 
 
 def start(con: duckdb.DuckDBPyConnection, benchmark_id: int, annotator: str, frame_id: int) -> None:
     """A todo task becomes in_progress (call when the user starts drawing; complete stays)."""
-    con.execute("UPDATE benchmark_tasks SET status = ?, updated_at = current_localtimestamp() "
-                "WHERE benchmark_id = ? AND annotator = ? AND frame_id = ? AND status = ?",
-                [str(TaskStatus.IN_PROGRESS), benchmark_id, annotator, frame_id, str(TaskStatus.TODO)])
+    benchmarks.start_task(con, benchmark_id, annotator, frame_id)
 
 
 def status_rows(con: duckdb.DuckDBPyConnection, benchmark_id: int) -> list[dict[str, Any]]:
@@ -308,18 +298,8 @@ class QueueTask:
 def tasks_for(con: duckdb.DuckDBPyConnection, annotator: str, *, benchmark_id: int | None = None,
               include_complete: bool = False) -> list[QueueTask]:
     """``annotator``'s open (todo / in_progress) tasks, by benchmark then sequence order."""
-    sql = ("SELECT t.benchmark_id, b.name, t.frame_id, t.status, b.label_ids, b.gold "
-           "FROM benchmark_tasks t JOIN benchmarks b ON b.id = t.benchmark_id "
-           "JOIN frames f ON f.id = t.frame_id WHERE t.annotator = ?")
-    params: list[Any] = [annotator]
-    if not include_complete:
-        sql += " AND t.status <> ?"
-        params.append(str(TaskStatus.COMPLETE))
-    if benchmark_id is not None:
-        sql += " AND t.benchmark_id = ?"
-        params.append(benchmark_id)
-    rows = con.execute(sql + " ORDER BY t.benchmark_id, f.video_id NULLS LAST, f.group_id, "
-                             "f.frame_number, f.id", params).fetchall()
+    rows = benchmarks.task_queue(con, annotator, benchmark_id=benchmark_id,
+                                 include_complete=include_complete)
     frames = {f.id: f for f in media.frames_by_ids(con, sorted({r[2] for r in rows}))}
     names = data_unit_names(con, frames.values())
     return [QueueTask(benchmark_id=r[0], benchmark=r[1], frame_id=r[2], status=TaskStatus(r[3]),
@@ -577,21 +557,7 @@ def frame_overlays(con: duckdb.DuckDBPyConnection, settings: Settings, bench: Be
 def fingerprint(con: duckdb.DuckDBPyConnection, benchmark_id: int) -> str:
     """A hash of everything the report depends on (task statuses, live masks, frame labels,
     segments of the benchmark's frames): equal fingerprints give equal reports."""
-    parts = []
-    for sql in (
-        "SELECT annotator, frame_id, status FROM benchmark_tasks WHERE benchmark_id = ? ORDER BY ALL",
-        "SELECT id, label_ids, gold, iou_threshold FROM benchmarks WHERE id = ?",
-        "SELECT m.id, m.frame_id, m.label_id, m.annotator, m.created_at FROM masks m WHERE m.deleted_at IS NULL "
-        "AND m.frame_id IN (SELECT frame_id FROM benchmark_tasks WHERE benchmark_id = ?) ORDER BY m.id",
-        "SELECT fl.id, fl.value, fl.updated_at FROM frame_labels fl WHERE fl.frame_id IN "
-        "(SELECT frame_id FROM benchmark_tasks WHERE benchmark_id = ?) ORDER BY fl.id",
-        "SELECT s.id, s.start_frame, s.end_frame, s.label_id, s.annotator FROM segments s "
-        "WHERE s.deleted_at IS NULL AND s.video_id IN (SELECT f.video_id FROM frames f JOIN benchmark_tasks t "
-        "ON t.frame_id = f.id WHERE t.benchmark_id = ?) ORDER BY s.id",
-        "SELECT id, name FROM labels ORDER BY id",
-    ):
-        params = [benchmark_id] if "?" in sql else []
-        parts.append(repr(con.execute(sql, params).fetchall()))
+    parts = benchmarks.report_inputs_snapshot(con, benchmark_id)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 

@@ -108,6 +108,52 @@ def benchmark_frames_for(con: duckdb.DuckDBPyConnection, annotator: str) -> set[
         "WHERE t.annotator = ? AND b.gold <> ?", [annotator, annotator]).fetchall()}
 
 
+def start_task(con: duckdb.DuckDBPyConnection, benchmark_id: int, annotator: str, frame_id: int) -> None:
+    """A todo task becomes in_progress (other statuses are left as they are)."""
+    con.execute("UPDATE benchmark_tasks SET status = ?, updated_at = current_localtimestamp() "
+                "WHERE benchmark_id = ? AND annotator = ? AND frame_id = ? AND status = ?",
+                [str(TaskStatus.IN_PROGRESS), benchmark_id, annotator, frame_id, str(TaskStatus.TODO)])
+
+
+def task_queue(con: duckdb.DuckDBPyConnection, annotator: str, *, benchmark_id: int | None = None,
+               include_complete: bool = False) -> list[tuple[int, str, int, str, list[int], str]]:
+    """``annotator``'s tasks as ``(benchmark id, benchmark name, frame id, status, label ids,
+    gold)`` in queue order: benchmark, then video / group, then frame number."""
+    sql = ("SELECT t.benchmark_id, b.name, t.frame_id, t.status, b.label_ids, b.gold "
+           "FROM benchmark_tasks t JOIN benchmarks b ON b.id = t.benchmark_id "
+           "JOIN frames f ON f.id = t.frame_id WHERE t.annotator = ?")
+    params: list[Any] = [annotator]
+    if not include_complete:
+        sql += " AND t.status <> ?"
+        params.append(str(TaskStatus.COMPLETE))
+    if benchmark_id is not None:
+        sql += " AND t.benchmark_id = ?"
+        params.append(benchmark_id)
+    return con.execute(sql + " ORDER BY t.benchmark_id, f.video_id NULLS LAST, f.group_id, "
+                             "f.frame_number, f.id", params).fetchall()
+
+
+_REPORT_INPUTS = (
+    "SELECT annotator, frame_id, status FROM benchmark_tasks WHERE benchmark_id = ? ORDER BY ALL",
+    "SELECT id, label_ids, gold, iou_threshold FROM benchmarks WHERE id = ?",
+    "SELECT m.id, m.frame_id, m.label_id, m.annotator, m.created_at FROM masks m WHERE m.deleted_at IS NULL "
+    "AND m.frame_id IN (SELECT frame_id FROM benchmark_tasks WHERE benchmark_id = ?) ORDER BY m.id",
+    "SELECT fl.id, fl.value, fl.updated_at FROM frame_labels fl WHERE fl.frame_id IN "
+    "(SELECT frame_id FROM benchmark_tasks WHERE benchmark_id = ?) ORDER BY fl.id",
+    "SELECT s.id, s.start_frame, s.end_frame, s.label_id, s.annotator FROM segments s "
+    "WHERE s.deleted_at IS NULL AND s.video_id IN (SELECT f.video_id FROM frames f JOIN benchmark_tasks t "
+    "ON t.frame_id = f.id WHERE t.benchmark_id = ?) ORDER BY s.id",
+    "SELECT id, name FROM labels ORDER BY id",
+)
+
+
+def report_inputs_snapshot(con: duckdb.DuckDBPyConnection, benchmark_id: int) -> list[str]:
+    """Everything a benchmark's report depends on (task statuses, live masks, frame labels,
+    segments of its frames, label names), one ``repr`` of the rows per table."""
+    return [repr(con.execute(sql, [benchmark_id] if "?" in sql else []).fetchall())
+            for sql in _REPORT_INPUTS]
+
+
 def add_run(con: duckdb.DuckDBPyConnection, benchmark_id: int, *, iou_threshold: float,
             summary: list[dict[str, Any]], created_by: str | None) -> int:
     return con.execute(

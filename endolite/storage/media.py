@@ -196,5 +196,22 @@ def add_extraction(con: duckdb.DuckDBPyConnection, *, video_id: int, method: str
     return row[0]
 
 
+def list_extractions(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Extraction runs with their video title and picked-frame count, newest first."""
+    return fetch_dicts(con, """
+        SELECT e.id, e.video_id, v.title AS video_title, e.method, e.created_at,
+               (SELECT count(*) FROM frames f WHERE f.extraction_id = e.id AND NOT f.is_context) AS frames
+        FROM extractions e JOIN videos v ON v.id = e.video_id ORDER BY e.id DESC""")
+
+
+def extraction_frame_ids(con: duckdb.DuckDBPyConnection, extraction_id: int) -> list[int]:
+    """The (non-context) frames an extraction picked, in frame order; NotFound if no such run."""
+    if not con.execute("SELECT 1 FROM extractions WHERE id = ?", [extraction_id]).fetchone():
+        raise NotFound(f"no extraction with id {extraction_id}")
+    return [r[0] for r in con.execute(
+        "SELECT id FROM frames WHERE extraction_id = ? AND NOT is_context ORDER BY frame_number, id",
+        [extraction_id]).fetchall()]
+
+
 def reserve_extraction_id(con: duckdb.DuckDBPyConnection) -> int:
     return reserve_ids(con, "seq_extractions", 1)[0]

@@ -40,16 +40,36 @@ else:
 frame = ui.frame_navigator(frames, key="ann_nav")
 if frame is None:
     st.stop()
+
+
+@st.fragment(run_every=1.0)
+def embed_progress() -> None:
+    """The precompute job's progress, polled every second (no click needed); when it ends, a full
+    rerun refreshes the 'ready' count above."""
+    job = jobs.get(ui.cursor(), st.session_state["ann_embed_job"])
+    if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        st.progress(job.progress, text=f"Embedding frames ({job.status}): {job.message}")
+        return
+    st.session_state.pop("ann_embed_job", None)
+    st.session_state["ann_embed_ended"] = job
+    st.rerun()
+
+
 if hasattr(engine, "is_cached"):              # SAM: embeddings are cached per frame on disk
     ready = sum(engine.is_cached(f.sha256) for f in frames)
     c1, c2 = st.columns([3, 1])
     c1.caption(f"Embeddings ready for {ready} of {len(frames)} frames of this list "
                "(a click on a ready frame only runs the decoder).")
-    if ready < len(frames) and c2.button("Precompute embeddings", key="ann_precompute"):
+    if ready < len(frames) and not st.session_state.get("ann_embed_job") \
+            and c2.button("Precompute embeddings", key="ann_precompute"):
         st.session_state["ann_embed_job"] = ui.start_precompute(frames, around=frame.frame_number).id
     if st.session_state.get("ann_embed_job"):
-        embed_job = jobs.get(con, st.session_state["ann_embed_job"])
-        st.progress(embed_job.progress, text=f"Embedding frames ({embed_job.status}): {embed_job.message}")
+        embed_progress()
+    ended = st.session_state.pop("ann_embed_ended", None)
+    if ended is not None and ended.status == JobStatus.FAILED:
+        st.error(f"Embedding frames failed: {ended.message}")
+    elif ended is not None and (ended.result or {}).get("failed"):
+        st.warning(f"{ended.result['failed']} frames could not be embedded (a click embeds them).")
 blind = frame.id in benchmarks.benchmark_frames_for(con, user.name)
 task = next((t for t in queue if t.frame_id == frame.id), None)
 if blind:

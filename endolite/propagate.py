@@ -295,19 +295,25 @@ def _roi(inside: np.ndarray, margin: int) -> tuple[slice, slice] | None:
             slice(max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin)))
 
 
-def _smooth(weight: np.ndarray, weighted: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian blur of ``weight`` (h, w) and ``weighted`` (h, w, 2); at half resolution when
-    the blur is wide (the result is smooth anyway, at a quarter of the cost)."""
+def _extrapolate(flow: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Normalised convolution: the Gaussian-weighted mean of ``flow`` ``(h, w, 2) float32`` over
+    the pixels where ``weight`` ``(h, w) float32`` is 1, at every pixel (0 where no weight
+    reaches).  Done at half resolution when the blur is wide (the result is smooth anyway, at a
+    quarter of the cost)."""
     import cv2
 
     h, w = weight.shape
-    if sigma < 3 or min(h, w) < 32:
-        return (cv2.GaussianBlur(weight, (0, 0), sigma), cv2.GaussianBlur(weighted, (0, 0), sigma))
-    half = ((w + 1) // 2, (h + 1) // 2)
-    den = cv2.GaussianBlur(cv2.resize(weight, half, interpolation=cv2.INTER_AREA), (0, 0), sigma / 2)
-    num = cv2.GaussianBlur(cv2.resize(weighted, half, interpolation=cv2.INTER_AREA), (0, 0), sigma / 2)
-    return (cv2.resize(den, (w, h), interpolation=cv2.INTER_LINEAR),
-            cv2.resize(num, (w, h), interpolation=cv2.INTER_LINEAR))
+    half = sigma >= 3 and min(h, w) >= 32
+    if half:
+        size = ((w + 1) // 2, (h + 1) // 2)
+        weight = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
+        flow = cv2.resize(flow, size, interpolation=cv2.INTER_AREA)
+        sigma = sigma / 2
+    den = cv2.GaussianBlur(weight, (0, 0), sigma)
+    num = cv2.GaussianBlur(cv2.multiply(flow, cv2.merge((weight, weight))), (0, 0), sigma)
+    reached = (den > 1e-3)[..., None]
+    mean = np.divide(num, den[..., None], out=np.zeros_like(num), where=reached)
+    return cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR) if half else mean
 
 
 def _object_flow(hyp: _Hypothesis, inside: np.ndarray, *, band: float, sigma: float) -> _Hypothesis:
@@ -321,18 +327,20 @@ def _object_flow(hyp: _Hypothesis, inside: np.ndarray, *, band: float, sigma: fl
     box = _roi(inside, int(math.ceil(4 * sigma)) + 2)
     if box is None:
         return hyp
-    sub = inside[box]
-    depth = cv2.distanceTransform(np.pad(sub, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    sub = inside[box].astype(np.uint8)
+    depth = cv2.distanceTransform(np.pad(sub, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
     core_band = min(band, 0.5 * float(depth.max()))
     weight = (depth > core_band).astype(np.float32)
-    if not weight.any():
+    if not cv2.countNonZero(weight):
         return hyp
-    den, num = _smooth(weight, hyp.flow[box] * weight[..., None], sigma)
+    roi_flow = np.ascontiguousarray(hyp.flow[box])                      # a copy
+    object_motion = _extrapolate(roi_flow, weight, sigma)
     # keep the raw (sharper) flow deep inside, use the object's flow in the boundary zone
-    outside_depth = cv2.distanceTransform((~sub).astype(np.uint8), cv2.DIST_L2, 3)
-    zone = (depth <= core_band) & (outside_depth <= 3 * sigma) & (den > 1e-3)
+    outside_depth = cv2.distanceTransform(1 - sub, cv2.DIST_L2, 3)
+    zone = (depth <= core_band) & (outside_depth <= 3 * sigma) & (object_motion != 0).any(axis=2)
+    cv2.copyTo(object_motion, zone.astype(np.uint8), roi_flow)
     flow = hyp.flow.copy()
-    flow[box][zone] = num[zone] / den[zone][:, None]
+    flow[box] = roi_flow
     return _Hypothesis(hyp.name, flow, hyp.hinv)
 
 

@@ -295,11 +295,12 @@ def _roi(inside: np.ndarray, margin: int) -> tuple[slice, slice] | None:
             slice(max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin)))
 
 
-def _extrapolate(flow: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+def _extrapolate(flow: np.ndarray, weight: np.ndarray, sigma: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Normalised convolution: the Gaussian-weighted mean of ``flow`` ``(h, w, 2) float32`` over
-    the pixels where ``weight`` ``(h, w) float32`` is 1, at every pixel (0 where no weight
-    reaches).  Done at half resolution when the blur is wide (the result is smooth anyway, at a
-    quarter of the cost)."""
+    the pixels where ``weight`` ``(h, w) float32`` is 1, at every pixel, and ``(h, w) uint8``
+    1 where some weight reaches (the mean is 0 elsewhere).  Done at half resolution when the
+    blur is wide (the result is smooth anyway, at a quarter of the cost)."""
     import cv2
 
     h, w = weight.shape
@@ -311,9 +312,13 @@ def _extrapolate(flow: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarr
         sigma = sigma / 2
     den = cv2.GaussianBlur(weight, (0, 0), sigma)
     num = cv2.GaussianBlur(cv2.multiply(flow, cv2.merge((weight, weight))), (0, 0), sigma)
-    reached = (den > 1e-3)[..., None]
-    mean = np.divide(num, den[..., None], out=np.zeros_like(num), where=reached)
-    return cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR) if half else mean
+    reached = den > 1e-3
+    mean = np.divide(num, den[..., None], out=np.zeros_like(num), where=reached[..., None])
+    reached = reached.view(np.uint8)
+    if half:
+        return (cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR),
+                cv2.resize(reached, (w, h), interpolation=cv2.INTER_NEAREST))
+    return mean, reached
 
 
 def _object_flow(hyp: _Hypothesis, inside: np.ndarray, *, band: float, sigma: float) -> _Hypothesis:
@@ -334,11 +339,11 @@ def _object_flow(hyp: _Hypothesis, inside: np.ndarray, *, band: float, sigma: fl
     if not cv2.countNonZero(weight):
         return hyp
     roi_flow = np.ascontiguousarray(hyp.flow[box])                      # a copy
-    object_motion = _extrapolate(roi_flow, weight, sigma)
+    object_motion, reached = _extrapolate(roi_flow, weight, sigma)
     # keep the raw (sharper) flow deep inside, use the object's flow in the boundary zone
     outside_depth = cv2.distanceTransform(1 - sub, cv2.DIST_L2, 3)
-    zone = (depth <= core_band) & (outside_depth <= 3 * sigma) & (object_motion != 0).any(axis=2)
-    cv2.copyTo(object_motion, zone.astype(np.uint8), roi_flow)
+    zone = (depth <= core_band) & (outside_depth <= 3 * sigma)
+    cv2.copyTo(object_motion, zone.view(np.uint8) & reached, roi_flow)
     flow = hyp.flow.copy()
     flow[box] = roi_flow
     return _Hypothesis(hyp.name, flow, hyp.hinv)

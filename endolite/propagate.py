@@ -147,7 +147,7 @@ def _orb_features(prep: _Prepared) -> tuple[np.ndarray, np.ndarray | None]:
     if not prep.features:
         import cv2
 
-        orb = cv2.ORB_create(nfeatures=1000, fastThreshold=10)
+        orb = cv2.ORB_create(nfeatures=500, fastThreshold=10)
         keypoints, descriptors = orb.detectAndCompute(prep.grey, None)
         points = np.float32([k.pt for k in keypoints]).reshape(-1, 2)
         prep.features.append((points, descriptors))

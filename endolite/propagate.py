@@ -430,26 +430,30 @@ def _warp_full(mask: np.ndarray, hyp: _Hypothesis, src: _Prepared, dst: _Prepare
     y1 = min(height, int(math.ceil((ys.max() + margin + 0.5) / sy + 0.5)))
     if x1 <= x0 or y1 <= y0:
         return out
-    # the working-res backward map, resampled onto the full-res box in one affine lookup:
-    # full-res pixel (x, y) sits at working-res ((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5)
+    # The working-res backward map, resampled onto the full-res box in one affine lookup:
+    # full-res pixel (x, y) sits at working-res ((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5).
+    # Its values go from source working res to source full res, minus the origin of the part
+    # of the source mask the lookups can reach, on the small grid (cheaper than on the box).
     mx, my = hyp.source_of(*_grid(dst.grey.shape))
-    to_working = np.float32([[sx, 0, (x0 + 0.5) * sx - 0.5], [0, sy, (y0 + 0.5) * sy - 0.5]])
-    both = cv2.warpAffine(np.dstack((mx, my)), to_working, (x1 - x0, y1 - y0),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
-    qx, qy = both[..., 0], both[..., 1]                            # target -> source (working)
     ssx, ssy = src.scale
-    fx, fy = (qx + 0.5) / ssx - 0.5, (qy + 0.5) / ssy - 0.5        # working -> full (source)
-    # only the part of the source mask the lookups can reach (bilinear: floor and floor + 1)
+    reach = (slice(max(0, int(ys.min()) - margin - 1), int(ys.max()) + margin + 2),
+             slice(max(0, int(xs.min()) - margin - 1), int(xs.max()) + margin + 2))
     fh, fw = mask.shape
-    cx0, cy0 = max(0, int(math.floor(float(fx.min())))), max(0, int(math.floor(float(fy.min()))))
-    cx1 = min(fw, int(math.ceil(float(fx.max()))) + 2)
-    cy1 = min(fh, int(math.ceil(float(fy.max()))) + 2)
+    lo_x, hi_x = (float(mx[reach].min()) + 0.5) / ssx - 0.5, (float(mx[reach].max()) + 0.5) / ssx - 0.5
+    lo_y, hi_y = (float(my[reach].min()) + 0.5) / ssy - 0.5, (float(my[reach].max()) + 0.5) / ssy - 0.5
+    cx0, cy0 = max(0, int(math.floor(lo_x))), max(0, int(math.floor(lo_y)))
+    cx1, cy1 = min(fw, int(math.ceil(hi_x)) + 2), min(fh, int(math.ceil(hi_y)) + 2)
     if cx1 <= cx0 or cy1 <= cy0:
         return out                                                 # every lookup falls outside
-    crop = mask[cy0:cy1, cx0:cx1].astype(np.float32)
-    soft = _remap(crop, (fx - cx0).astype(np.float32), (fy - cy0).astype(np.float32))
-    out[y0:y1, x0:x1] = soft >= 0.5
+    source_xy = np.dstack(((mx + 0.5) * (1 / ssx) - (0.5 + cx0), (my + 0.5) * (1 / ssy) - (0.5 + cy0)))
+    to_working = np.float32([[sx, 0, (x0 + 0.5) * sx - 0.5], [0, sy, (y0 + 0.5) * sy - 0.5]])
+    lookup = cv2.warpAffine(source_xy.astype(np.float32, copy=False), to_working, (x1 - x0, y1 - y0),
+                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                            borderMode=cv2.BORDER_REPLICATE)
+    # bilinear on the 0/1 mask (uint8): the result rounds to 1 exactly where the value >= 0.5
+    crop = np.ascontiguousarray(mask[cy0:cy1, cx0:cx1]).view(np.uint8)
+    soft = cv2.remap(crop, lookup, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    out[y0:y1, x0:x1] = soft.view(bool)
     return out
 
 

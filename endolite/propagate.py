@@ -36,10 +36,14 @@ frame ``i`` to frame ``j = i ± 1``:
 
 Measured (bench/propagation.py, CVC-ClinicDB, ground truth of frame i carried to i+1, mean IoU):
 seq01 0.70 (copy 0.56, plain DIS 0.72), seq03 0.49 (copy 0.14, plain DIS 0.41); unflagged steps
-0.76 / 0.84, flagged ones 0.30 / 0.05; frame 0's mask carried through seq01: 0.56 (copy 0.48).
-Synthetic textured disc: IoU >= 0.97 after 25 frames.  Speed at 720x576: about 20 frames/s on
-a large object (seq01), 34 on a small one (seq03), against 45 for plain DIS warping; the next
-frame's decoding and plain flow run in a worker thread while the current mask is finished.
+0.76 / 0.83, flagged ones 0.30 / 0.05; frame 0's mask carried through seq01: 0.52 (copy 0.48).
+On seq01 dense flow itself is the ceiling: the best of nine OpenCV flows per step (DIS presets
+and scales, Farneback, DeepFlow, TV-L1, PCAFlow, RLOF, sparse-to-dense) averages 0.74; the
+misses are steps whose ground truth changes shape between the far-apart frames (refinement with
+SAM is the way past it).  Synthetic textured disc: IoU >= 0.97 after 25 frames.
+Speed (medians of 5): 720x576 about 26 frames/s on a large object (seq01), 39-45 on a small one
+(seq03), against 40-52 for plain DIS warping; 1280x1024 22 / 28.  The next frame's decoding and
+plain flow run in a worker thread while the current mask is finished.
 
 Empty-mask policy: an empty start mask raises ``InvalidInput``; a step whose warped mask is
 empty is flagged with confidence 0 and ends the propagation.

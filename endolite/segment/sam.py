@@ -7,7 +7,8 @@ per frame (:meth:`SamSegmenter.embed`) and its output is cached as float16 at
 the model type).  Files are written under a temporary name and moved into place.
 
 Speed: the encoder's big attention maps are kept in the heap (:mod:`endolite.allocator`), which
-alone takes a vit_b float32 embedding on the 2-core lab CPU from 17-26 s to about 6 s.
+alone takes a vit_b float32 embedding on the 2-core lab CPU from 13-21 s (warm runs of
+segment-anything as shipped, in the same process) to about 6.4 s (bench/sam_click.py: 0.48x).
 Precision: ``"bf16"`` runs the encoder under ``torch.autocast("cpu", dtype=torch.bfloat16)``
 (masks agree with float32 at IoU >= 0.997).  ``"auto"`` picks it only where it is faster, i.e.
 on CPUs with AMX bfloat16 tiles (oneDNN check plus a trial op); with AVX-512 BF16 alone it was

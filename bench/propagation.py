@@ -9,7 +9,9 @@ number).  Printed per sequence:
   against frame i+1's ground truth; ``copy_one_step_iou`` copies the mask unchanged and
   ``plain_flow_one_step_iou`` warps it with plain DIS flow (the references, measured here).
 - ``chained_iou`` / ``copy_chained_iou``: frame 0's mask carried through the whole sequence
-  (no stop on flags), mean IoU over frames 1..n-1.
+  (no stop on flags), mean IoU over frames 1..n-1; after a lost step this is mostly luck.
+- ``tracked_frames`` / ``tracked_iou`` / ``copy_tracked_iou``: the same run as the product does
+  it (stopping after the first flagged frame): how many frames it made and their mean IoU.
 - ``flagged``: steps below the confidence threshold; ``unflagged_one_step_iou`` their complement.
 - ``fps`` (native size), ``fps_1280x1024`` and ``fps_720x576`` (frames and masks resized),
   chained, no stop, median of 5 runs; ``plain_flow_fps_720x576`` is the plain-flow reference timed in the same run
@@ -116,6 +118,8 @@ def bench_sequence(directory: Path, options: PropagationOptions) -> dict:
     chained_iou = [array_iou(p.mask, masks[p.frame_index]) for p in chained]
     chained_iou += [0.0] * (n - 1 - len(chained_iou))
     copy_chained = [array_iou(masks[0], masks[i]) for i in range(1, n)]
+    tracked = propagate(frames, 0, masks[0], options=options)     # as the product runs: stops
+    tracked_iou = [array_iou(p.mask, masks[p.frame_index]) for p in tracked]   # at the first flag
     unflagged = [v for v, f in zip(one, flagged) if not f]
     return {
         "sequence": directory.name,
@@ -127,6 +131,9 @@ def bench_sequence(directory: Path, options: PropagationOptions) -> dict:
         "one_step_vs_plain_flow": round(float(np.mean(one) / max(np.mean(plain), 1e-9)), 3),
         "chained_iou": round(float(np.mean(chained_iou)), 3),
         "copy_chained_iou": round(float(np.mean(copy_chained)), 3),
+        "tracked_frames": len(tracked),
+        "tracked_iou": round(float(np.mean(tracked_iou)), 3),
+        "copy_tracked_iou": round(float(np.mean(copy_chained[:len(tracked)])), 3),
         "flagged": f"{sum(flagged)}/{len(flagged)}",
         "unflagged_one_step_iou": round(float(np.mean(unflagged)), 3) if unflagged else None,
         "flagged_one_step_iou": (round(float(np.mean([v for v, f in zip(one, flagged) if f])), 3)

@@ -35,14 +35,19 @@ frame ``i`` to frame ``j = i ± 1``:
    frame prompted by the warped box and an interior point.
 
 Measured (bench/propagation.py, CVC-ClinicDB, ground truth of frame i carried to i+1, mean IoU):
-seq01 0.70 (copy 0.56, plain DIS 0.72), seq03 0.49 (copy 0.14, plain DIS 0.41); unflagged steps
-0.76 / 0.83, flagged ones 0.30 / 0.05; frame 0's mask carried through seq01: 0.52 (copy 0.48).
+seq01 0.72 (copy 0.56, plain DIS 0.715), seq03 0.49 (copy 0.14, plain DIS 0.41); unflagged steps
+0.78 / 0.82, flagged ones 0.31 / 0.05.  Frame 0's mask carried through seq01 as the page does it
+(stopping after the first flagged frame): 9 frames at 0.81 (copy 0.71); carried on regardless
+through all 24: 0.48 (copy 0.48: after the lost step any overlap is luck).
 On seq01 dense flow itself is the ceiling: the best of nine OpenCV flows per step (DIS presets
 and scales, Farneback, DeepFlow, TV-L1, PCAFlow, RLOF, sparse-to-dense) averages 0.74; the
 misses are steps whose ground truth changes shape between the far-apart frames (refinement with
-SAM is the way past it).  Synthetic textured disc: IoU >= 0.97 after 25 frames.
-Speed (medians of 5): 720x576 about 26 frames/s on a large object (seq01), 39-45 on a small one
-(seq03), against 40-52 for plain DIS warping; 1280x1024 22 / 28.  The next frame's decoding and
+SAM is the way past it).  Boundary-aware flow is kept away from the endoscope's black surround
+(``view_border``): there the mask's edge is the view's, not the object's, and the object's own
+motion used to pull the mask off it (seq01 one-step 0.70 before).  Synthetic textured disc:
+IoU >= 0.97 after 25 frames.
+Speed (medians of 5): 720x576 about 26 frames/s on a large object (seq01), 38-45 on a small one
+(seq03), against 40-52 for plain DIS warping; 1280x1024 22 / 27.  The next frame's decoding and
 plain flow run in a worker thread while the current mask is finished.
 
 Empty-mask policy: an empty start mask raises ``InvalidInput``; a step whose warped mask is
@@ -87,6 +92,9 @@ class PropagationOptions:
     boundary_band: float = 6.0         # px (working res): flow this close to the boundary is
                                        # replaced by flow extrapolated from the object interior
     boundary_sigma: float = 6.0        # px: smoothing of that extrapolation (0 disables both)
+    view_border: float = 20.0          # px (working res): not within this distance of the edge
+                                       # of the picture or of the endoscope's dark field-of-view
+                                       # border (the object goes on beyond it; 0: everywhere)
     anchor: bool = True                # correct drift against the frame the mask came from
     global_motion: bool = True         # also try an ORB-homography pre-alignment hypothesis
     min_confidence: float = 0.5        # below this a frame is flagged
@@ -128,6 +136,37 @@ class _Prepared:
     scale: tuple[float, float]          # (sx, sy): small = (full + 0.5) * s - 0.5
     full_shape: tuple[int, int]         # (H, W)
     features: list = field(default_factory=list)  # lazily filled [(keypoints (N, 2), descriptors)]
+    borders: dict = field(default_factory=dict)   # lazily filled {reach: (h, w) bool | None}
+
+
+_DARK = 20   # grey level (5x5 mean) below which, where the picture is also flat (5x5 standard
+_FLAT = 4    # deviation below _FLAT), a region touching the picture's edge is the black surround
+             # of the endoscope's field of view (dark texture is not) when it covers at least
+_SURROUND = 0.02  # this share of the picture (CVC-ClinicDB: 28%)
+
+
+def _view_border(prep: _Prepared, reach: float) -> np.ndarray | None:
+    """``(h, w) bool`` (working res): pixels within ``reach`` px of the dark surround of the
+    endoscope's field of view (flat dark pixels connected to the picture's edge); None when there
+    is none or ``reach`` is 0.  Cached on ``prep``.  The picture's own edge does not count: an
+    object moving near it in a picture without a dark surround is tracked as anywhere else."""
+    import cv2
+
+    if reach <= 0:
+        return None
+    if reach not in prep.borders:
+        grey = prep.grey.astype(np.float32)
+        mean = cv2.blur(grey, (5, 5))
+        spread = cv2.blur(grey * grey, (5, 5)) - mean * mean      # local variance
+        dark = ((mean < _DARK) & (spread < _FLAT ** 2)).astype(np.uint8)
+        count, labels = cv2.connectedComponents(np.pad(dark, 1, constant_values=1), connectivity=4)
+        outside = (labels == labels[0, 0])[1:-1, 1:-1]   # the padding joins all edge-touching dark
+        if outside.mean() >= _SURROUND:
+            dist = cv2.distanceTransform((~outside).astype(np.uint8), cv2.DIST_L2, 3)
+            prep.borders[reach] = dist <= reach
+        else:
+            prep.borders[reach] = None
+    return prep.borders[reach]
 
 
 def _prepare(frame: np.ndarray, long_side: int) -> _Prepared:
@@ -325,12 +364,15 @@ def _extrapolate(flow: np.ndarray, weight: np.ndarray, sigma: float
     return mean, reached
 
 
-def _object_flow(hyp: _Hypothesis, inside: np.ndarray, *, band: float, sigma: float) -> _Hypothesis:
+def _object_flow(hyp: _Hypothesis, inside: np.ndarray, *, band: float, sigma: float,
+                 keep: np.ndarray | None = None) -> _Hypothesis:
     """Boundary-aware flow: near the object's boundary DIS mixes object and background motion
     (its patches straddle both), which makes a chained mask lag and smear.  Replace the flow
     there by a normalised convolution of the flow over the object's interior (pixels deeper
     than ``band`` inside the first-pass warped mask), i.e. the object's own motion carried out
-    to its edge (up to ``3 * sigma`` outside).  Flow elsewhere is kept."""
+    to its edge (up to ``3 * sigma`` outside).  Flow elsewhere, and where ``keep`` ``(h, w)
+    bool`` is set (near the edge of the view, where the mask's edge is not the object's), is
+    kept: there the object's motion would pull the mask off the edge of the view."""
     import cv2
 
     box = _roi(inside, int(math.ceil(4 * sigma)) + 2)
@@ -347,6 +389,8 @@ def _object_flow(hyp: _Hypothesis, inside: np.ndarray, *, band: float, sigma: fl
     # keep the raw (sharper) flow deep inside, use the object's flow in the boundary zone
     outside_depth = cv2.distanceTransform(1 - sub, cv2.DIST_L2, 3)
     zone = (depth <= core_band) & (outside_depth <= 3 * sigma)
+    if keep is not None:
+        zone &= ~keep[box]
     cv2.copyTo(object_motion, zone.view(np.uint8) & reached, roi_flow)
     flow = hyp.flow.copy()
     flow[box] = roi_flow
@@ -496,9 +540,10 @@ def warp_step(source: np.ndarray | _Prepared, target: np.ndarray | _Prepared, ma
     (ncc, small_warped, (mx, my)), best = max(scored, key=lambda item: item[0][0])
     if options.boundary_sigma > 0:
         raw = best
+        keep = _view_border(dst, options.view_border)
         for _ in range(2):   # the second pass takes the interior from a less smeared mask
             best = _object_flow(raw, small_warped >= 0.5, band=options.boundary_band,
-                                sigma=options.boundary_sigma)
+                                sigma=options.boundary_sigma, keep=keep)
             small_warped = _remap(small_mask, *best.source_of(*_grid(dst.grey.shape)))
 
     warped = _warp_full(mask, best, src, dst, small_warped) if full else None
@@ -681,7 +726,8 @@ class _Anchor:
         residual = _Hypothesis("residual", flow)
         if options.boundary_sigma > 0:
             residual = _object_flow(residual, warped_small >= 0.5, band=options.boundary_band,
-                                    sigma=options.boundary_sigma)
+                                    sigma=options.boundary_sigma,
+                                    keep=_view_border(target, options.view_border))
         rx, ry = residual.source_of(gx, gy)
         corr_x, corr_y = _lookup2(comp_x, comp_y, rx, ry)
         ncc, warped_small = _interior_ncc(corr_x, corr_y, self.prep, target, self.small_mask, box)

@@ -63,6 +63,7 @@ if hasattr(engine, "is_cached"):              # SAM: embeddings are cached per f
     if ready < len(frames) and not st.session_state.get("ann_embed_job") \
             and c2.button("Precompute embeddings", key="ann_precompute"):
         st.session_state["ann_embed_job"] = ui.start_precompute(frames, around=frame.frame_number).id
+        st.rerun()                            # redraw without the button, with the progress bar
     if st.session_state.get("ann_embed_job"):
         embed_progress()
     ended = st.session_state.pop("ann_embed_ended", None)

@@ -136,20 +136,23 @@ class _Prepared:
     scale: tuple[float, float]          # (sx, sy): small = (full + 0.5) * s - 0.5
     full_shape: tuple[int, int]         # (H, W)
     features: list = field(default_factory=list)  # lazily filled [(keypoints (N, 2), descriptors)]
-    borders: dict = field(default_factory=dict)   # lazily filled {reach: (h, w) bool | None}
+    borders: dict = field(default_factory=dict)   # lazily filled {reach: (h, w) float32 | None}
 
 
 _DARK = 20   # grey level (5x5 mean) below which, where the picture is also flat (5x5 standard
 _FLAT = 4    # deviation below _FLAT), a region touching the picture's edge is the black surround
              # of the endoscope's field of view (dark texture is not) when it covers at least
 _SURROUND = 0.02  # this share of the picture (CVC-ClinicDB: 28%)
+_VIEW_RAMP = 10.0  # px (working res) over which the object's flow takes over beyond view_border
 
 
 def _view_border(prep: _Prepared, reach: float) -> np.ndarray | None:
-    """``(h, w) bool`` (working res): pixels within ``reach`` px of the dark surround of the
-    endoscope's field of view (flat dark pixels connected to the picture's edge); None when there
-    is none or ``reach`` is 0.  Cached on ``prep``.  The picture's own edge does not count: an
-    object moving near it in a picture without a dark surround is tracked as anywhere else."""
+    """``(h, w) float32`` in [0, 1] (working res): how much the raw flow is kept near the dark
+    surround of the endoscope's field of view (flat dark pixels connected to the picture's
+    edge): 1 within ``reach`` px of it, falling linearly to 0 over ``_VIEW_RAMP`` px more (a
+    hard switch left notches in the mask).  None when there is no surround or ``reach`` is 0.
+    Cached on ``prep``.  The picture's own edge does not count: an object moving near it in a
+    picture without a dark surround is tracked as anywhere else."""
     import cv2
 
     if reach <= 0:
@@ -163,7 +166,8 @@ def _view_border(prep: _Prepared, reach: float) -> np.ndarray | None:
         outside = (labels == labels[0, 0])[1:-1, 1:-1]   # the padding joins all edge-touching dark
         if outside.mean() >= _SURROUND:
             dist = cv2.distanceTransform((~outside).astype(np.uint8), cv2.DIST_L2, 3)
-            prep.borders[reach] = dist <= reach
+            share = (reach + _VIEW_RAMP - dist) * (1.0 / _VIEW_RAMP)
+            prep.borders[reach] = np.clip(share, 0.0, 1.0).astype(np.float32)
         else:
             prep.borders[reach] = None
     return prep.borders[reach]
@@ -370,9 +374,9 @@ def _object_flow(hyp: _Hypothesis, inside: np.ndarray, *, band: float, sigma: fl
     (its patches straddle both), which makes a chained mask lag and smear.  Replace the flow
     there by a normalised convolution of the flow over the object's interior (pixels deeper
     than ``band`` inside the first-pass warped mask), i.e. the object's own motion carried out
-    to its edge (up to ``3 * sigma`` outside).  Flow elsewhere, and where ``keep`` ``(h, w)
-    bool`` is set (near the edge of the view, where the mask's edge is not the object's), is
-    kept: there the object's motion would pull the mask off the edge of the view."""
+    to its edge (up to ``3 * sigma`` outside).  Flow elsewhere is kept, and so is the share
+    ``keep`` ``(h, w) float32`` in [0, 1] of it near the edge of the view (where the mask's edge
+    is not the object's: the object's motion would pull the mask off the edge of the view)."""
     import cv2
 
     box = _roi(inside, int(math.ceil(4 * sigma)) + 2)
@@ -390,7 +394,8 @@ def _object_flow(hyp: _Hypothesis, inside: np.ndarray, *, band: float, sigma: fl
     outside_depth = cv2.distanceTransform(1 - sub, cv2.DIST_L2, 3)
     zone = (depth <= core_band) & (outside_depth <= 3 * sigma)
     if keep is not None:
-        zone &= ~keep[box]
+        share = keep[box][..., None]
+        object_motion = object_motion * (1 - share) + roi_flow * share
     cv2.copyTo(object_motion, zone.view(np.uint8) & reached, roi_flow)
     flow = hyp.flow.copy()
     flow[box] = roi_flow

@@ -38,7 +38,7 @@ Measured (bench/propagation.py, CVC-ClinicDB, ground truth of frame i carried to
 seq01 0.72 (copy 0.56, plain DIS 0.715), seq03 0.49 (copy 0.14, plain DIS 0.41); unflagged steps
 0.78 / 0.82, flagged ones 0.31 / 0.05.  Frame 0's mask carried through seq01 as the page does it
 (stopping after the first flagged frame): 9 frames at 0.81 (copy 0.71); carried on regardless
-through all 24: 0.48 (copy 0.48: after the lost step any overlap is luck).
+through all 24: 0.55 (copy 0.48; after the lost step any overlap is largely luck).
 On seq01 dense flow itself is the ceiling: the best of nine OpenCV flows per step (DIS presets
 and scales, Farneback, DeepFlow, TV-L1, PCAFlow, RLOF, sparse-to-dense) averages 0.74; the
 misses are steps whose ground truth changes shape between the far-apart frames (refinement with
@@ -46,8 +46,9 @@ SAM is the way past it).  Boundary-aware flow is kept away from the endoscope's 
 (``view_border``): there the mask's edge is the view's, not the object's, and the object's own
 motion used to pull the mask off it (seq01 one-step 0.70 before).  Synthetic textured disc:
 IoU >= 0.97 after 25 frames.
-Speed (medians of 5): 720x576 about 26 frames/s on a large object (seq01), 38-45 on a small one
-(seq03), against 40-52 for plain DIS warping; 1280x1024 22 / 27.  The next frame's decoding and
+Speed (medians of 5): 720x576 about 26 frames/s on a large object (seq01) when the machine is
+quiet, 21-23 when it is shared (about half of plain DIS warping's rate in the same run), 38-45
+on a small one (seq03); 1280x1024 19-22 / 21-28.  The next frame's decoding and
 plain flow run in a worker thread while the current mask is finished.
 
 Empty-mask policy: an empty start mask raises ``InvalidInput``; a step whose warped mask is

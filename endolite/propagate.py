@@ -394,9 +394,10 @@ def _object_flow(hyp: _Hypothesis, inside: np.ndarray, *, band: float, sigma: fl
     # keep the raw (sharper) flow deep inside, use the object's flow in the boundary zone
     outside_depth = cv2.distanceTransform(1 - sub, cv2.DIST_L2, 3)
     zone = (depth <= core_band) & (outside_depth <= 3 * sigma)
-    if keep is not None:
-        share = keep[box][..., None]
-        object_motion = object_motion * (1 - share) + roi_flow * share
+    if keep is not None:                       # object + share * (raw - object), per pixel
+        share = keep[box]
+        blend = cv2.multiply(cv2.subtract(roi_flow, object_motion), cv2.merge((share, share)))
+        object_motion = cv2.add(object_motion, blend)
     cv2.copyTo(object_motion, zone.view(np.uint8) & reached, roi_flow)
     flow = hyp.flow.copy()
     flow[box] = roi_flow

@@ -98,3 +98,29 @@ def canvas_point(page, x: float, y: float, width: int, height: int) -> tuple[flo
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     return box["x"] + x * box["width"] / width, box["y"] + y * box["height"] / height
+
+
+ANNOTATOR, ANNOTATOR_PASSWORD = "ann", "annotator-pw"
+
+
+def annotation_project(tmp_path: Path, folder: Path):
+    """A fresh data dir (``tmp_path/data``) with the annotator ``ann`` (``annotator-pw``), the
+    pathology label ``polyp`` (red) and the images of ``folder`` ingested as one group by ann.
+    Returns ``(data_dir, settings, group)``; the connection is closed again (the dashboard
+    opens the file)."""
+    from endolite import auth
+    from endolite.config import Settings
+    from endolite.ingest import ingest_paths
+    from endolite.records import LabelKind, Role
+    from endolite.storage import connect, labels
+
+    data_dir = tmp_path / "data"
+    settings = Settings.resolve(data_dir)
+    con = connect(settings)
+    try:
+        auth.add_user(con, ANNOTATOR, Role.ANNOTATOR, ANNOTATOR_PASSWORD)
+        labels.add(con, "polyp", kind=LabelKind.PATHOLOGY, color="#ff0000")
+        [group] = ingest_paths(con, settings, [folder], user=ANNOTATOR)
+    finally:
+        con.close()
+    return data_dir, settings, group

@@ -6,14 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from endolite import annotate, auth
-from endolite.config import Settings
-from endolite.ingest import ingest_paths
+from endolite import annotate
 from endolite.media import write_image_atomic
-from endolite.records import LabelKind, Role
-from endolite.storage import annotations, connect, labels, media
+from endolite.storage import annotations, connect, media
 from endolite.synthetic import disc_mask
-from tests.e2e_support import browser_page, canvas_point, log_in, running_dashboard, wait_idle
+from tests.e2e_support import (annotation_project, browser_page, canvas_point, log_in,
+                                running_dashboard, wait_idle)
 
 pytestmark = pytest.mark.e2e
 H, W = 240, 320          # H != W: a transposed click would miss the disc
@@ -39,14 +37,8 @@ def _canvas_click(page, x: float, y: float) -> None:
 
 
 def test_clicks_on_the_canvas_make_and_save_a_mask(tmp_path):
-    data_dir = tmp_path / "data"
-    settings = Settings.resolve(data_dir)
-    con = connect(settings)
-    auth.add_user(con, "ann", Role.ANNOTATOR, "annotator-pw")
-    labels.add(con, "polyp", kind=LabelKind.PATHOLOGY, color="#ff0000")
     folder, truth = _frame(tmp_path)
-    [group] = ingest_paths(con, settings, [folder], user="ann")
-    con.close()
+    data_dir, settings, group = annotation_project(tmp_path, folder)
 
     with running_dashboard(data_dir, tmp_path / "server.log") as url, browser_page(tmp_path) as page:
         log_in(page, url, "ann", "annotator-pw")

@@ -9,14 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from endolite import annotate, auth
-from endolite.config import Settings
-from endolite.ingest import ingest_paths
+from endolite import annotate
 from endolite.media import write_image_atomic
-from endolite.records import LabelKind, Role
-from endolite.storage import annotations, connect, labels, media
+from endolite.storage import annotations, connect, media
 from endolite.synthetic import disc_mask
-from tests.e2e_support import browser_page, canvas_point, log_in, running_dashboard, wait_idle
+from tests.e2e_support import (annotation_project, browser_page, canvas_point, log_in,
+                                running_dashboard, wait_idle)
 
 pytestmark = pytest.mark.e2e
 H, W = 240, 320          # H != W: a transposed coordinate would miss the disc
@@ -34,14 +32,7 @@ def _frame(tmp_path):
 
 
 def _setup(tmp_path):
-    data_dir = tmp_path / "data"
-    settings = Settings.resolve(data_dir)
-    con = connect(settings)
-    auth.add_user(con, "ann", Role.ANNOTATOR, "annotator-pw")
-    labels.add(con, "polyp", kind=LabelKind.PATHOLOGY, color="#ff0000")
-    [group] = ingest_paths(con, settings, [_frame(tmp_path)], user="ann")
-    con.close()
-    return data_dir, settings, group
+    return annotation_project(tmp_path, _frame(tmp_path))
 
 
 def _stored(settings, group):

@@ -10,15 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from endolite import annotate, auth
-from endolite.config import Settings
-from endolite.ingest import ingest_paths
+from endolite import annotate
 from endolite.media import write_image_atomic
-from endolite.records import LabelKind, Role
 from endolite.segment import ENV_CHECKPOINT, ENV_MODEL
-from endolite.storage import annotations, connect, labels, media
+from endolite.storage import annotations, connect, media
 from endolite.synthetic import disc_mask
-from tests.e2e_support import browser_page, canvas_point, log_in, running_dashboard, wait_idle
+from tests.e2e_support import (annotation_project, browser_page, canvas_point, log_in,
+                                running_dashboard, wait_idle)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 H, W = 240, 320          # H != W: a transposed click would land elsewhere
@@ -57,12 +55,8 @@ def test_sam_checkpoint_precompute_click_and_accept(tmp_path, monkeypatch):
 
     monkeypatch.delenv(ENV_CHECKPOINT, raising=False)   # the data folder is how it is found
     monkeypatch.delenv(ENV_MODEL, raising=False)
-    data_dir = tmp_path / "data"
-    settings = Settings.resolve(data_dir)
+    data_dir, settings, group = annotation_project(tmp_path, _frames(tmp_path))
     con = connect(settings)
-    auth.add_user(con, "ann", Role.ANNOTATOR, "annotator-pw")
-    labels.add(con, "polyp", kind=LabelKind.PATHOLOGY, color="#ff0000")
-    [group] = ingest_paths(con, settings, [_frames(tmp_path)], user="ann")
     frames = media.frames_of(con, group_id=group.id)
     con.close()
     assert [f.original_name for f in frames] == ["polyp01.png", "polyp02.png"]

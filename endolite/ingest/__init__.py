@@ -19,7 +19,8 @@ item is deleted; the rest of the batch carries on.
 
 Modules: ``common`` (inputs, progress, staged writes, transaction, rejections), ``videos``,
 ``images`` (loose images, folders, the group storage), ``zips`` (Lightning Pose zips, zip-bomb
-guards) and ``manifest`` (Encord-style JSON); this module dispatches each input to one of them.
+guards), ``manifest`` (Encord-style JSON) and ``upload`` (a browser's file -> a staging file
+under a safe name); this module dispatches each input to one of them.
 """
 
 from __future__ import annotations
@@ -32,15 +33,16 @@ import duckdb
 
 from endolite.config import Settings
 from endolite.ingest.common import Input, Meter, Progress, display_name, guarded, rejected
-from endolite.ingest.images import Member, ingest_folder, ingest_image_batch, loose_title, safe_name
+from endolite.ingest.images import Member, ingest_folder, ingest_image_batch, loose_title
 from endolite.ingest.manifest import MANIFEST_KEYS, ingest_manifest
+from endolite.ingest.upload import discard_staging, safe_name, stage_upload
 from endolite.ingest.videos import VIDEO_EXTENSIONS, import_video
 from endolite.ingest.zips import DEFAULT_ZIP_LIMITS, SELECTED_FRAMES, ZipLimits, ingest_zip
 from endolite.records import IngestResult, IngestStatus, ItemKind
 from endolite.storage import media as store  # noqa: F401 - kept as ``ingest.store``
 
 __all__ = ["DEFAULT_ZIP_LIMITS", "MANIFEST_KEYS", "SELECTED_FRAMES", "VIDEO_EXTENSIONS", "Progress",
-           "ZipLimits", "ingest_paths"]
+           "ZipLimits", "discard_staging", "ingest_paths", "safe_name", "stage_upload"]
 
 
 def ingest_paths(con: duckdb.DuckDBPyConnection, settings: Settings, paths: Sequence[str | Path], *,

@@ -31,6 +31,7 @@ from endolite.ingest.common import (
     renamed,
     transaction,
 )
+from endolite.ingest.upload import safe_name
 from endolite.records import IngestResult, IngestStatus, ItemKind
 from endolite.storage import media as store
 
@@ -65,13 +66,6 @@ class GroupOutcome:
 
 def natural_key(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name.lower())]
-
-
-def safe_name(name: str) -> str:
-    """A plain file name: no folders, no control characters, not hidden."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    base = "".join(c for c in base if c.isprintable()).strip().lstrip(".")
-    return base or "image"
 
 
 def _stored_names(members: list[Member], reserved: set[str]) -> list[str]:

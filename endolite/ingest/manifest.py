@@ -26,10 +26,10 @@ from endolite.ingest.images import (
     group_result,
     ingest_image_batch,
     prepare,
-    safe_name,
     store_group,
 )
 from endolite.ingest.videos import import_video
+from endolite.ingest.upload import safe_name
 from endolite.records import IngestResult, IngestStatus, ItemKind
 from endolite.storage import media as store
 

@@ -28,9 +28,9 @@ from endolite.ingest.images import (
     group_result,
     natural_key,
     prepare,
-    safe_name,
     store_group,
 )
+from endolite.ingest.upload import safe_name
 from endolite.records import IngestResult
 from endolite.storage import media as store
 

@@ -19,11 +19,12 @@ import numpy as np
 
 from endolite import masks as rle
 from endolite.config import Settings
-from endolite.errors import InvalidInput, NotFound
+from endolite.errors import Conflict, InvalidInput, NotFound
 from endolite.media import write_bytes_atomic
 from endolite.records import Frame, FrameLabel, Label, Mask, MaskSource, Presence, Segment, ShapeKind
 from endolite.storage import annotations as store
-from endolite.storage import audit, labels, media
+from endolite.storage import labels, media
+from endolite.storage.tx import transaction
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,11 @@ def mask_png_path(settings: Settings, frame_id: int, mask_id: int) -> Path:
     return settings.masks_dir / f"frame_{frame_id}" / f"mask_{mask_id}.png"
 
 
-def save_masks(con: duckdb.DuckDBPyConnection, settings: Settings, items: Sequence[NewMask], *,
-               label: str | int | Label, annotator: str) -> list[Mask]:
-    """Store many masks of one label in one transaction (bulk insert); returns them in order.
+def prepare_masks(con: duckdb.DuckDBPyConnection, settings: Settings, items: Sequence[NewMask], *,
+                  label: str | int | Label, annotator: str) -> tuple[list[dict[str, Any]], list[tuple[Path, bytes]]]:
+    """Validate ``items`` and build their rows and PNG mirrors (ids reserved, nothing stored).
 
-    Raises InvalidInput when a mask is empty or its (H, W) differs from its frame's.
-    """
-    if not items:
-        return []
+    Raises InvalidInput when a mask is empty or its (H, W) differs from its frame's."""
     lab = resolve_label(con, label)
     frames = {f.id: f for f in media.frames_by_ids(con, sorted({i.frame_id for i in items}))}
     rows, pngs = [], []
@@ -82,19 +80,46 @@ def save_masks(con: duckdb.DuckDBPyConnection, settings: Settings, items: Sequen
                      "flagged": item.flagged, "origin_mask_id": item.origin_mask_id,
                      "created_by": annotator})
         pngs.append((mask_png_path(settings, frame.id, mask_id), rle.to_png(array)))
+    return rows, pngs
+
+
+def store_prepared(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]],
+                   pngs: list[tuple[Path, bytes]]) -> list[Path]:
+    """Insert prepared rows and write their PNG mirrors (inside the caller's transaction).
+
+    PNGs are written atomically under their final names; the caller removes the returned paths
+    if its transaction rolls back (``endolite check --repair`` removes any a crash leaves)."""
+    store.insert_masks(con, rows)
     written: list[Path] = []
-    con.execute("BEGIN TRANSACTION")
     try:
-        store.insert_masks(con, rows)
         for path, data in pngs:
             written.append(write_bytes_atomic(path, data))
-        con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
         for path in written:
             path.unlink(missing_ok=True)
         raise
-    by_id = {m.id: m for m in store.masks_of(con, frame_ids=sorted(frames))}
+    return written
+
+
+def save_masks(con: duckdb.DuckDBPyConnection, settings: Settings, items: Sequence[NewMask], *,
+               label: str | int | Label, annotator: str) -> list[Mask]:
+    """Store many masks of one label in one transaction (bulk insert); returns them in order.
+
+    Raises InvalidInput when a mask is empty or its (H, W) differs from its frame's.
+    """
+    if not items:
+        return []
+    rows, pngs = prepare_masks(con, settings, items, label=label, annotator=annotator)
+    written: list[Path] = []
+    try:
+        with transaction(con, what="saving masks"):
+            written = store_prepared(con, rows, pngs)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    ids = [r["id"] for r in rows]
+    by_id = {m.id: m for m in store.masks_of(con, frame_ids=sorted({r["frame_id"] for r in rows}))}
     return [by_id[i] for i in ids]
 
 
@@ -105,28 +130,28 @@ def save_mask(con: duckdb.DuckDBPyConnection, settings: Settings, item: NewMask,
 
 def delete_masks(con: duckdb.DuckDBPyConnection, mask_ids: Sequence[int], *, by: str,
                  reason: str = "delete") -> list[int]:
-    """Soft-delete masks (restorable by ``restore_masks``); logs one audit entry."""
-    ids = [int(i) for i in mask_ids]
-    count = store.soft_delete(con, ids, by=by)
-    if count:
-        audit.record(con, username=by, action="delete", entity="mask", entity_id=ids[0] if len(ids) == 1 else None,
-                     details={"mask_ids": ids, "reason": reason})
-    return ids
+    """Soft-delete masks (restorable by ``restore_masks``); returns the ids that were live.
+
+    ``reason`` is for the caller's audit entry (the service layer writes it)."""
+    return store.soft_delete(con, [int(i) for i in mask_ids], by=by)
 
 
 def delete_label_masks(con: duckdb.DuckDBPyConnection, *, label: str | int | Label, by: str,
-                       video_id: int | None = None, group_id: int | None = None) -> list[int]:
-    """Soft-delete every mask of ``label`` in one sequence (exactly one of video / image group)."""
+                       video_id: int | None = None, group_id: int | None = None,
+                       only_annotator: str | None = None) -> list[int]:
+    """Soft-delete every mask of ``label`` in one sequence (exactly one of video / image group),
+    or only ``only_annotator``'s."""
     if (video_id is None) == (group_id is None):
         raise InvalidInput("delete all masks of a label: name exactly one video or image group")
     lab = resolve_label(con, label)
-    ids = [m.id for m in store.masks_of(con, video_id=video_id, group_id=group_id, label_id=lab.id)]
+    ids = [m.id for m in store.masks_of(con, video_id=video_id, group_id=group_id, label_id=lab.id,
+                                        annotator=only_annotator)]
     return delete_masks(con, ids, by=by, reason=f"all {lab.name} masks of the sequence")
 
 
-def restore_masks(con: duckdb.DuckDBPyConnection, mask_ids: Sequence[int], *, by: str) -> None:
-    store.restore(con, [int(i) for i in mask_ids])
-    audit.record(con, username=by, action="restore", entity="mask", details={"mask_ids": list(mask_ids)})
+def restore_masks(con: duckdb.DuckDBPyConnection, mask_ids: Sequence[int], *, by: str) -> list[int]:
+    """Bring soft-deleted masks back; returns the ids restored."""
+    return store.restore(con, [int(i) for i in mask_ids])
 
 
 def load_mask(m: Mask) -> np.ndarray:
@@ -177,10 +202,6 @@ def import_mask_files(con: duckdb.DuckDBPyConnection, settings: Settings, paths:
         except (InvalidInput, NotFound) as exc:
             result["reason"] = str(exc)
         results.append(result)
-    imported = [r["mask_id"] for r in results if r["mask_id"]]
-    if imported:
-        audit.record(con, username=annotator, action="import", entity="mask",
-                     details={"mask_ids": imported, "label": lab.name})
     return results
 
 
@@ -252,8 +273,6 @@ def materialize_segments(con: duckdb.DuckDBPyConnection, video_id: int, *, dry_r
     rows = store.missing_segment_rows(con, video_id)
     if not dry_run and rows:
         store.insert_frame_label_rows(con, rows)
-        audit.record(con, username=by, action="materialize", entity="video", entity_id=video_id,
-                     details={"rows": len(rows)})
     return len(rows)
 
 
@@ -337,26 +356,49 @@ def propagate_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: 
                                             "refined": step.refined, "reason": step.reason},
                                     confidence=float(step.confidence), flagged=bool(step.flagged),
                                     origin_mask_id=mask_id))
-    saved = save_masks(con, settings, made, label=source.label_id, annotator=annotator) if made else []
-    audit.record(con, username=annotator, action="propagate", entity="mask", entity_id=mask_id,
-                 details={"direction": direction, "made": [m.id for m in saved]})
-    return saved
+    return save_masks(con, settings, made, label=source.label_id, annotator=annotator) if made else []
 
 
 def replace_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: int, new_mask: np.ndarray, *,
-                 by: str) -> int | None:
+                 by: str, version: int | None = None) -> int | None:
     """Replace a mask's pixels (eraser): store the edited mask as a new manual mask of the same
-    label and soft-delete the old one.  An edit that empties the mask only deletes it.
-    Returns the new mask's id (None when nothing is left)."""
-    old = store.get_mask(con, mask_id)
-    new_id = None
-    if np.asarray(new_mask).any():
-        new_id = save_mask(con, settings, NewMask(frame_id=old.frame_id, mask=new_mask, kind=old.kind,
-                                                  source=MaskSource.MANUAL,
-                                                  prompt={"edited_from": mask_id}),
-                           label=old.label_id, annotator=by).id
-    delete_masks(con, [mask_id], by=by, reason="edited" if new_id else "erased")
-    return new_id
+    label and soft-delete the old one, in one transaction.  An edit that empties the mask only
+    deletes it.  ``version``: the version the editor read; when the mask has changed (edited,
+    deleted) since, raises Conflict and stores nothing.  Returns the new mask's id (None when
+    nothing is left)."""
+    old = store.get_mask_any(con, mask_id)
+    expected = old.version if version is None else int(version)
+    keep = np.asarray(new_mask).any()
+    rows, pngs = ([], [])
+    if keep:
+        rows, pngs = prepare_masks(con, settings, [NewMask(frame_id=old.frame_id, mask=new_mask,
+                                                           kind=old.kind, source=MaskSource.MANUAL,
+                                                           prompt={"edited_from": mask_id})],
+                                   label=old.label_id, annotator=by)
+    written: list[Path] = []
+    try:
+        with transaction(con, what=f"editing mask {mask_id}"):
+            if not store.soft_delete_version(con, mask_id, expected, by=by):
+                raise stale(con, mask_id, expected)
+            if keep:
+                written = store_prepared(con, rows, pngs)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return rows[0]["id"] if keep else None
+
+
+def stale(con: duckdb.DuckDBPyConnection, mask_id: int, version: int) -> Conflict:
+    """The Conflict to report when mask ``mask_id`` is no longer live at ``version``."""
+    state = store.mask_states(con, [mask_id]).get(mask_id)
+    if state is None:
+        return Conflict(f"mask {mask_id} no longer exists")
+    if state["deleted"]:
+        who = f" by {state['deleted_by']}" if state["deleted_by"] else ""
+        return Conflict(f"mask {mask_id} was deleted{who} after you opened it; nothing was saved")
+    return Conflict(f"mask {mask_id} was changed by someone else after you opened it (version "
+                    f"{version} -> {state['version']}); nothing was saved, reload the frame")
 
 
 def review_queue(con: duckdb.DuckDBPyConnection, *, video_id: int | None, group_id: int | None,

@@ -11,7 +11,7 @@
    are not stored yet, writing each as ``frames/video_<id>/frame_<frame_id>.<ext>``
    atomically, ids reserved up front;
 5. one transaction: the extraction row, the frame rows (one bulk insert), promotions of
-   former context frames that are now picked, and an audit entry.  On any failure the
+   former context frames that are now picked (the service layer writes the audit entry).  On any failure the
    transaction rolls back and the files written by this run are removed.
 
 k-means design and its trade-off.  Writing the picks needs full-resolution frames, but the
@@ -59,7 +59,6 @@ from endolite import media, sampling
 from endolite.config import Settings
 from endolite.errors import InvalidInput, NotFound
 from endolite.records import ExtractionResult, Frame, SampleMethod
-from endolite.storage import audit
 from endolite.storage import media as store
 
 KMEANS_MAX_CANDIDATES = 2000    # thumbnails kept for k-means: at least this, or 20 per pick
@@ -318,7 +317,7 @@ def _write_one(frame, target: Path, fmt: str, quality: int) -> str:
 
 def _save(con, *, video_id: int, method: str, params: dict[str, Any], rows: dict[int, dict[str, Any]],
           promote: list[int], frames_decoded: int, user: str | None) -> int:
-    """One transaction: extraction row, frame rows (bulk), promotions, audit entry."""
+    """One transaction: extraction row, frame rows (bulk), promotions (the service layer audits)."""
     con.execute("BEGIN TRANSACTION")
     try:
         extraction_id = store.add_extraction(con, video_id=video_id, method=method, params=params,
@@ -326,10 +325,6 @@ def _save(con, *, video_id: int, method: str, params: dict[str, Any], rows: dict
         store.insert_frames(con, [{**rows[n], "extraction_id": extraction_id} for n in sorted(rows)])
         if promote:
             store.set_context(con, promote, is_context=False, parent_id=None)
-        audit.record(con, username=user, action="extract", entity="video", entity_id=video_id,
-                     details={"extraction_id": extraction_id, "method": method,
-                              "picked": params["picked"], "new_frames": len(rows),
-                              "frames_decoded": frames_decoded})
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -72,6 +72,7 @@ class User:
     role: Role
     created_at: datetime
     created_by: str | None = None
+    active: bool = True
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,7 @@ class Mask:
     flagged: bool = False
     origin_mask_id: int | None = None
     created_at: datetime | None = None
+    version: int = 1
 
     @property
     def coco_rle(self) -> dict[str, Any]:

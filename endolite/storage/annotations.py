@@ -27,7 +27,8 @@ def _mask(r: dict) -> Mask:
                 kind=ShapeKind(r["kind"]), height=r["height"], width=r["width"], rle=r["rle"],
                 area=r["area"], bbox=tuple(r["bbox"]), prompt=loads(r["prompt"]),
                 confidence=r["confidence"], flagged=bool(r["flagged"]),
-                origin_mask_id=r["origin_mask_id"], created_at=r["created_at"])
+                origin_mask_id=r["origin_mask_id"], created_at=r["created_at"],
+                version=r.get("version", 1))
 
 
 def reserve_mask_ids(con: duckdb.DuckDBPyConnection, count: int) -> list[int]:
@@ -55,11 +56,24 @@ def get_mask(con: duckdb.DuckDBPyConnection, mask_id: int) -> Mask:
     return _mask(rows[0])
 
 
+def get_mask_any(con: duckdb.DuckDBPyConnection, mask_id: int) -> Mask:
+    """A mask live or soft-deleted (edits and undo look at deleted ones too)."""
+    rows = fetch_dicts(con, _MASK_SELECT.replace(" WHERE m.deleted_at IS NULL", " WHERE TRUE")
+                       + " AND m.id = ?", [mask_id])
+    if not rows:
+        raise NotFound(f"no mask with id {mask_id}")
+    return _mask(rows[0])
+
+
 def masks_of(con: duckdb.DuckDBPyConnection, *, frame_ids: list[int] | None = None,
              video_id: int | None = None, group_id: int | None = None,
-             annotator: str | None = None, label_id: int | None = None) -> list[Mask]:
+             annotator: str | None = None, label_id: int | None = None,
+             origin_mask_id: int | None = None) -> list[Mask]:
     """Live masks filtered by frames, or by a whole video / image group; ordered by frame, id."""
     sql, params = _MASK_SELECT, []
+    if origin_mask_id is not None:
+        sql += " AND m.origin_mask_id = ?"
+        params.append(origin_mask_id)
     if frame_ids is not None:
         sql += " AND list_contains(?, m.frame_id)"
         params.append(list(frame_ids))
@@ -79,20 +93,42 @@ def masks_of(con: duckdb.DuckDBPyConnection, *, frame_ids: list[int] | None = No
     return [_mask(r) for r in fetch_dicts(con, sql, params)]
 
 
-def soft_delete(con: duckdb.DuckDBPyConnection, mask_ids: list[int], *, by: str | None) -> int:
+def soft_delete(con: duckdb.DuckDBPyConnection, mask_ids: list[int], *, by: str | None) -> list[int]:
+    """Soft-delete the live masks among ``mask_ids`` (version + 1); returns the ids it deleted."""
     if not mask_ids:
-        return 0
-    before = con.execute("SELECT count(*) FROM masks WHERE deleted_at IS NULL AND list_contains(?, id)",
-                         [list(mask_ids)]).fetchone()[0]
-    con.execute("UPDATE masks SET deleted_at = current_localtimestamp(), deleted_by = ? "
-                "WHERE deleted_at IS NULL AND list_contains(?, id)", [by, list(mask_ids)])
-    return int(before)
+        return []
+    rows = con.execute("UPDATE masks SET deleted_at = current_localtimestamp(), deleted_by = ?, "
+                       "version = version + 1 WHERE deleted_at IS NULL AND list_contains(?, id) "
+                       "RETURNING id", [by, list(mask_ids)]).fetchall()
+    return sorted(int(r[0]) for r in rows)
 
 
-def restore(con: duckdb.DuckDBPyConnection, mask_ids: list[int]) -> None:
-    if mask_ids:
-        con.execute("UPDATE masks SET deleted_at = NULL, deleted_by = NULL WHERE list_contains(?, id)",
-                    [list(mask_ids)])
+def soft_delete_version(con: duckdb.DuckDBPyConnection, mask_id: int, version: int, *,
+                        by: str | None) -> bool:
+    """Soft-delete mask ``mask_id`` only if it is live at ``version``; False when it is not."""
+    rows = con.execute("UPDATE masks SET deleted_at = current_localtimestamp(), deleted_by = ?, "
+                       "version = version + 1 WHERE id = ? AND version = ? AND deleted_at IS NULL "
+                       "RETURNING id", [by, mask_id, version]).fetchall()
+    return bool(rows)
+
+
+def restore(con: duckdb.DuckDBPyConnection, mask_ids: list[int]) -> list[int]:
+    """Bring back soft-deleted masks (version + 1); returns the ids it restored."""
+    if not mask_ids:
+        return []
+    rows = con.execute("UPDATE masks SET deleted_at = NULL, deleted_by = NULL, version = version + 1 "
+                       "WHERE deleted_at IS NOT NULL AND list_contains(?, id) RETURNING id",
+                       [list(mask_ids)]).fetchall()
+    return sorted(int(r[0]) for r in rows)
+
+
+def mask_states(con: duckdb.DuckDBPyConnection, mask_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """``{id: {annotator, frame_id, deleted, version, deleted_by}}`` for masks live or deleted."""
+    if not mask_ids:
+        return {}
+    rows = fetch_dicts(con, "SELECT id, annotator, frame_id, deleted_at IS NOT NULL AS deleted, version, "
+                            "deleted_by FROM masks WHERE list_contains(?, id)", [list(mask_ids)])
+    return {r["id"]: r for r in rows}
 
 
 # --- frame labels -----------------------------------------------------------------------------
@@ -167,6 +203,13 @@ def segments_of(con: duckdb.DuckDBPyConnection, *, video_id: int, segment_id: in
         sql += " AND s.id = ?"
         params.append(segment_id)
     return [_segment(r) for r in fetch_dicts(con, sql + " ORDER BY s.start_frame, s.id", params)]
+
+
+def get_segment(con: duckdb.DuckDBPyConnection, segment_id: int) -> Segment:
+    rows = fetch_dicts(con, _SEG_SELECT + " AND s.id = ?", [segment_id])
+    if not rows:
+        raise NotFound(f"no segment with id {segment_id}")
+    return _segment(rows[0])
 
 
 def set_segment_export(con: duckdb.DuckDBPyConnection, segment_id: int, for_export: bool) -> None:

@@ -42,13 +42,22 @@ def add(con: duckdb.DuckDBPyConnection, name: str, *, kind: LabelKind = LabelKin
     if bad or not allowed:
         raise InvalidInput(f"label {name!r}: allowed types must be among {', '.join(ANNOTATION_TYPES)}")
     if color is None:
-        n = con.execute("SELECT count(*) FROM labels").fetchone()[0]
-        color = _PALETTE[n % len(_PALETTE)]
+        color = next_color(con)
     row = con.execute(
         "INSERT INTO labels (name, kind, color, allowed, created_by) VALUES (?, ?, ?, ?, ?) RETURNING id",
         [name, str(LabelKind(kind)), _check_color(color), list(allowed), created_by],
     ).fetchone()
     return get(con, row[0])
+
+
+def next_color(con: duckdb.DuckDBPyConnection) -> str:
+    """The first palette colour no label uses yet (cycling when all are taken)."""
+    used = {r[0].lower() for r in con.execute("SELECT color FROM labels").fetchall()}
+    free = [c for c in _PALETTE if c not in used]
+    if free:
+        return free[0]
+    n = con.execute("SELECT count(*) FROM labels").fetchone()[0]
+    return _PALETTE[n % len(_PALETTE)]
 
 
 def get(con: duckdb.DuckDBPyConnection, label_id: int) -> Label:

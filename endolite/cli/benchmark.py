@@ -32,26 +32,28 @@ def _fmt(value: Any) -> str:
 
 
 def _cli():
-    from endolite import cli
+    from endolite.cli import common
 
-    return cli
+    return common
 
 
 def cmd_create(args, out) -> int:
     from endolite.benchmark import service
 
-    cli = _cli()
-    _, con = cli._open(args)
+    from endolite.services import benchmarks
+
+    ctx = _cli().context(args)
+    con = ctx.con
     if args.sample is None and args.seed is not None:
         raise InvalidInput("--seed goes with --sample N")
     frame_ids = service.select_frames(
         con, frame_ids=service.parse_ids(args.frames) if args.frames is not None else None,
         group_id=args.group, video_id=args.video, extraction_id=args.extraction, sample=args.sample,
         seed=args.seed or 0, method=args.sample_method)
-    bench = service.create_benchmark(
-        con, name=args.name, gold=args.gold, annotators=service.parse_names(args.annotators),
+    bench = benchmarks.create(
+        ctx, name=args.name, gold=args.gold, annotators=service.parse_names(args.annotators),
         labels=service.parse_names(args.labels), frame_ids=frame_ids,
-        iou_threshold=args.iou_threshold, created_by=cli._acting_user(args))
+        iou_threshold=args.iou_threshold)
     out.emit({"id": bench.id, "name": bench.name, "frames": list(bench.frame_ids),
               "annotators": list(bench.annotators), "gold": bench.gold},
              [str(bench.id)])
@@ -59,35 +61,36 @@ def cmd_create(args, out) -> int:
 
 
 def _new_tasks(args, out, change) -> int:
-    """Run ``change(con, by)`` (returns how many tasks it created) and print that count."""
-    cli = _cli()
-    _, con = cli._open(args)
-    n = change(con, cli._acting_user(args))
+    """Run ``change(ctx)`` (returns how many tasks it created) and print that count."""
+    n = change(_cli().context(args))
     out.emit({"benchmark_id": args.benchmark_id, "new_tasks": n}, [f"{n} new tasks"])
     return 0
 
 
 def cmd_add_frames(args, out) -> int:
     from endolite.benchmark import service
+    from endolite.services import benchmarks
 
-    return _new_tasks(args, out, lambda con, by: service.add_frames(
-        con, args.benchmark_id, service.parse_ids(args.frames), by=by))
+    return _new_tasks(args, out, lambda ctx: benchmarks.add_frames(
+        ctx, args.benchmark_id, service.parse_ids(args.frames)))
 
 
 def cmd_assign(args, out) -> int:
     from endolite.benchmark import service
+    from endolite.services import benchmarks
 
-    return _new_tasks(args, out, lambda con, by: service.assign(
-        con, args.benchmark_id, service.parse_names(args.annotators), by=by))
+    return _new_tasks(args, out, lambda ctx: benchmarks.assign(
+        ctx, args.benchmark_id, service.parse_names(args.annotators)))
 
 
 def cmd_complete(args, out) -> int:
     from endolite.benchmark import service
 
-    cli = _cli()
-    _, con = cli._open(args)
+    from endolite.services import benchmarks
+
     frames = service.parse_ids(args.frames) if args.frames is not None else None
-    n = service.complete(con, args.benchmark_id, args.annotator, frame_ids=frames)
+    n = benchmarks.complete(_cli().context(args), args.benchmark_id, annotator=args.annotator,
+                            frame_ids=frames)
     out.emit({"benchmark_id": args.benchmark_id, "annotator": args.annotator, "completed": n},
              [f"{n} tasks of {args.annotator} marked complete"])
     return 0
@@ -112,8 +115,9 @@ LEADERBOARD_LINE = ("annotator", "tasks_done", "evaluated", "mean_iou", "class_s
 def cmd_report(args, out) -> int:
     from endolite.benchmark import service
 
-    _, con = _cli()._open(args)
-    result = service.build_benchmark_report(con, args.benchmark_id, iou_threshold=args.iou_threshold)
+    from endolite.services import benchmarks
+
+    result = benchmarks.report(_cli().context(args), args.benchmark_id, iou_threshold=args.iou_threshold)
     files = result.files()
     written = {}
     for option, name in ((args.csv, service.IOU_RESULTS_CSV), (args.summary_csv, service.SUMMARY_CSV),

@@ -23,53 +23,45 @@ from endolite.config import ENV_DATA, Settings
 from endolite.errors import EndoliteError
 from endolite.records import IngestStatus, LabelKind, Role, SampleMethod, to_dict
 
-APP_PATH = Path(__file__).resolve().parents[1] / "app.py"
+APP_PATH = Path(__file__).resolve().parents[2] / "app.py"
 
 
-class Output:
-    """Prints either JSON (``--json``) or plain lines."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-
-    def emit(self, data: Any, lines: Sequence[str]) -> None:
-        if self.as_json:
-            print(json.dumps(data, indent=2, default=str))
-        else:
-            for line in lines:
-                print(line)
-
-
-def _open(args):
-    from endolite.storage import connect
-
-    settings = Settings.resolve(args.data)
-    return settings, connect(settings)
-
-
-def _acting_user(args) -> str:
-    return args.user or os.environ.get("ENDOLITE_USER") or getpass.getuser()
+from endolite.cli.common import Output, _acting_user, _open, context  # noqa: E402
 
 
 # --- commands ---------------------------------------------------------------------------------
 
 def cmd_serve(args, out: Output) -> int:
+    from endolite import auth
+    from endolite.storage import connect
+
     settings = Settings.resolve(args.data)
+    con = connect(settings)            # migrations, and jobs a crash left running marked failed
+    try:
+        if auth.needs_setup(con):
+            code = auth.ensure_setup_code(settings)
+            print(f"\n  endolite: fresh data directory {settings.data_dir}\n"
+                  f"  one-time setup code for the first admin account: {code}\n"
+                  f"  (also in {settings.setup_code_path}; `endolite setup-code` prints it)\n",
+                  flush=True)
+    finally:
+        con.close()
     # one malloc arena, so SAM's big tensors stay in the heap in job threads too (allocator.py)
     env = with_environment(dict(os.environ, **{ENV_DATA: str(settings.data_dir)}))
     command = [sys.executable, "-m", "streamlit", "run", str(APP_PATH),
                "--server.port", str(args.port), "--server.address", args.address,
                "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--server.maxUploadSize", str(args.max_upload_mb)]
+               "--server.maxUploadSize", str(args.max_upload_mb),
+               "--client.toolbarMode", "minimal", "--server.enableXsrfProtection", "true",
+               "--global.developmentMode", "false"]
     os.execve(sys.executable, command, env)  # the dashboard replaces this process (signals reach it)
     return 0  # not reached
 
 
 def cmd_ingest(args, out: Output) -> int:
-    from endolite.ingest import ingest_paths
+    from endolite.services import media
 
-    settings, con = _open(args)
-    results = ingest_paths(con, settings, args.paths, user=_acting_user(args))
+    results = media.import_server(context(args), args.paths)
     lines = [f"{r.status:<9} {r.kind:<11} id={r.id if r.id is not None else '-':<5} {r.path}"
              + (f"  ({r.reason})" if r.reason else "") for r in results]
     out.emit([to_dict(r) for r in results], lines)
@@ -77,12 +69,11 @@ def cmd_ingest(args, out: Output) -> int:
 
 
 def cmd_extract(args, out: Output) -> int:
-    from endolite.extract import extract_frames
+    from endolite.services import media
 
-    settings, con = _open(args)
-    result = extract_frames(con, settings, args.video_id, method=args.method, count=args.count,
-                            start=args.start, end=args.end, context=args.context, seed=args.seed,
-                            fmt=args.format, quality=args.quality, user=_acting_user(args))
+    result = media.extract(context(args), args.video_id, method=args.method, count=args.count,
+                           start=args.start, end=args.end, context=args.context, seed=args.seed,
+                           fmt=args.format, quality=args.quality)
     data = {"extraction_id": result.extraction_id, "video_id": result.video_id,
             "method": str(result.method),
             "picked": [{"id": f.id, "frame_number": f.frame_number} for f in result.picked],
@@ -136,25 +127,54 @@ def cmd_groups(args, out: Output) -> int:
     return 0
 
 
-def _read_password(prompt: str) -> str:
+def _read_password(prompt: str, *, confirm: bool = True) -> str:
     if sys.stdin.isatty():
         first = getpass.getpass(prompt)
-        if getpass.getpass("repeat: ") != first:
+        if confirm and getpass.getpass("repeat: ") != first:
             raise EndoliteError("passwords differ")
         return first
     return sys.stdin.readline().rstrip("\n")
 
 
 def cmd_user_add(args, out: Output) -> int:
-    from endolite import auth
+    from endolite.services import users
 
-    settings, con = _open(args)
+    ctx = context(args)
     password = _read_password(f"password for {args.name}: ")
-    first = auth.needs_setup(con)
-    user = auth.add_user(con, args.name, args.role, password, created_by=args.user or args.name)
-    if first:
-        settings.setup_code_path.unlink(missing_ok=True)
+    user = users.add_user(ctx, args.name, args.role, password)
     out.emit(to_dict(user), [f"user {user.name} ({user.role}) created, id {user.id}"])
+    return 0
+
+
+def cmd_user_passwd(args, out: Output) -> int:
+    """Reset NAME's password (admins), or change one's own (``--user NAME`` = NAME: asks for
+    the current password first)."""
+    from endolite.services import users
+
+    ctx = context(args)
+    if not ctx.actor.shell and ctx.actor.name == args.name:
+        old = _read_password("current password: ", confirm=False)
+        new = _read_password(f"new password for {args.name}: ")
+        users.change_password(ctx, old, new)
+    else:
+        users.reset_password(ctx, args.name, _read_password(f"new password for {args.name}: "))
+    out.emit({"name": args.name, "password": "changed"}, [f"password of {args.name} changed"])
+    return 0
+
+
+def cmd_user_active(args, out: Output) -> int:
+    from endolite.services import users
+
+    user = users.set_active(context(args), args.name, args.user_command == "activate")
+    out.emit(to_dict(user), [f"user {user.name} is now {'active' if user.active else 'deactivated'}"])
+    return 0
+
+
+def cmd_user_role(args, out: Output) -> int:
+    from endolite.services import users
+
+    user = users.set_role(context(args), args.name, args.role)
+    out.emit(to_dict(user), [f"user {user.name} is now {user.role}"])
     return 0
 
 
@@ -163,16 +183,15 @@ def cmd_user_list(args, out: Output) -> int:
 
     _, con = _open(args)
     items = users.list_all(con)
-    out.emit([to_dict(u) for u in items], [f"{u.id:>4} {u.name} ({u.role})" for u in items])
+    out.emit([to_dict(u) for u in items], [f"{u.id:>4} {u.name} ({u.role})"
+                                           + ("" if u.active else " deactivated") for u in items])
     return 0
 
 
 def cmd_label_add(args, out: Output) -> int:
-    from endolite.storage import labels
+    from endolite.services import labels
 
-    _, con = _open(args)
-    label = labels.add(con, args.name, kind=LabelKind(args.kind), color=args.color,
-                       created_by=_acting_user(args))
+    label = labels.add(context(args), args.name, kind=LabelKind(args.kind), color=args.color)
     out.emit(to_dict(label), [f"label {label.name} ({label.kind}, {label.color}) id {label.id}"])
     return 0
 
@@ -188,19 +207,17 @@ def cmd_label_list(args, out: Output) -> int:
 
 
 def cmd_label_rename(args, out: Output) -> int:
-    from endolite.storage import labels
+    from endolite.services import labels
 
-    _, con = _open(args)
-    label = labels.rename(con, args.name, args.new_name)
+    label = labels.rename(context(args), args.name, args.new_name)
     out.emit(to_dict(label), [f"label {label.id} is now {label.name}"])
     return 0
 
 
 def cmd_label_recolor(args, out: Output) -> int:
-    from endolite.storage import labels
+    from endolite.services import labels
 
-    _, con = _open(args)
-    label = labels.recolor(con, args.name, args.color)
+    label = labels.recolor(context(args), args.name, args.color)
     out.emit(to_dict(label), [f"label {label.name} is now {label.color}"])
     return 0
 
@@ -224,10 +241,9 @@ def _mask_dict(m) -> dict[str, Any]:
 
 
 def cmd_mask_import(args, out: Output) -> int:
-    from endolite.annotate import import_mask_files
+    from endolite.services import masks
 
-    settings, con = _open(args)
-    results = import_mask_files(con, settings, args.paths, label=args.label, annotator=args.annotator)
+    results = masks.import_files(context(args), args.paths, label=args.label, annotator=args.annotator)
     out.emit(results, [f"{r['status']:<9} {r['path']}" + (f" -> frame {r['frame_id']} mask {r['mask_id']}"
                                                           if r["mask_id"] else f"  ({r['reason']})")
                        for r in results])
@@ -247,21 +263,21 @@ def cmd_masks(args, out: Output) -> int:
 
 
 def cmd_frame_label(args, out: Output) -> int:
-    from endolite.annotate import parse_assignment, set_frame_labels
+    from endolite.annotate import parse_assignment
+    from endolite.services import annotations
 
-    _, con = _open(args)
-    rows = set_frame_labels(con, args.frame_id, [parse_assignment(a) for a in args.set],
-                            annotator=args.annotator or _acting_user(args))
+    rows = annotations.set_frame_labels(context(args), args.frame_id,
+                                        [parse_assignment(a) for a in args.set],
+                                        annotator=args.annotator)
     out.emit([to_dict(r) for r in rows], [f"frame {r.frame_id}: {r.label}={r.value}" for r in rows])
     return 0
 
 
 def cmd_segment_add(args, out: Output) -> int:
-    from endolite.annotate import add_segment
+    from endolite.services import annotations
 
-    _, con = _open(args)
-    seg = add_segment(con, args.video_id, label=args.label, start=args.start, end=args.end,
-                      annotator=args.annotator or _acting_user(args))
+    seg = annotations.add_segment(context(args), args.video_id, label=args.label, start=args.start,
+                                  end=args.end, annotator=args.annotator)
     out.emit(to_dict(seg), [f"segment {seg.id}: {seg.label} frames {seg.start_frame}-{seg.end_frame}"])
     return 0
 
@@ -278,29 +294,40 @@ def cmd_segment_list(args, out: Output) -> int:
 
 
 def cmd_segment_materialize(args, out: Output) -> int:
-    from endolite.annotate import materialize_segments
+    from endolite.services import annotations
 
-    _, con = _open(args)
-    n = materialize_segments(con, args.video_id, dry_run=args.dry_run, by=_acting_user(args))
+    n = annotations.materialize(context(args), args.video_id, dry_run=args.dry_run)
     verb = "would create" if args.dry_run else "created"
     out.emit({"video_id": args.video_id, "dry_run": args.dry_run, "rows": n},
              [f"{verb} {n} frame-label rows"])
     return 0
 
 
-def cmd_propagate(args, out: Output) -> int:
-    from endolite.annotate import propagate_mask
-    from endolite.segment import engine_for
+def cmd_segment_export(args, out: Output) -> int:
+    from endolite.services import annotations
 
-    settings, con = _open(args)
+    seg = annotations.set_segment_export(context(args), args.segment_id, args.flag == "on")
+    out.emit(to_dict(seg), [f"segment {seg.id}: {'exported' if seg.for_export else 'not exported'}"])
+    return 0
+
+
+def cmd_propagate(args, out: Output) -> int:
+    from endolite.segment import engine_for
+    from endolite.services import masks
+
+    ctx = context(args)
+    if args.annotator and args.annotator != ctx.actor.name:
+        raise EndoliteError("--annotator: propagated masks belong to whoever runs the propagation; "
+                            f"use --user {args.annotator}")
+    settings = ctx.settings
     refine = None
     if args.refine:
         from endolite.propagate import SegmenterRefiner
 
         engine = engine_for(settings)
         refine = SegmenterRefiner(engine, lambda _i, image: engine.embed(image))
-    made = propagate_mask(con, settings, args.mask_id, direction=args.direction, to_frame_id=args.to,
-                          annotator=args.annotator or _acting_user(args), refine=refine)
+    made = masks.propagate(ctx, args.mask_id, direction=args.direction, to_frame_id=args.to,
+                           refine=refine, replace=not args.keep_earlier)
     out.emit([{"id": m.id, "frame_id": m.frame_id, "confidence": m.confidence, "flagged": m.flagged}
               for m in made],
              [f"mask {m.id} on frame {m.frame_id} confidence {m.confidence:.2f}"
@@ -314,12 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="endolite", description="endoscopy labeling workbench")
     p.add_argument("--data", help=f"data directory (default ${ENV_DATA} or ./data)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--user", help="who is acting (default $ENDOLITE_USER or the login name)")
+    p.add_argument("--user", help="act as this user, with their role (default $ENDOLITE_USER; "
+                                  "neither: the server's shell user, with admin rights)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="start the dashboard")
     s.add_argument("--port", type=int, default=8501)
-    s.add_argument("--address", default="0.0.0.0")
+    s.add_argument("--address", default="0.0.0.0",
+                   help="bind address (127.0.0.1 behind a reverse proxy)")
     s.add_argument("--max-upload-mb", type=int, default=4096)
     s.set_defaults(func=cmd_serve)
 
@@ -356,6 +385,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--role", choices=[r.value for r in Role], required=True)
     s.set_defaults(func=cmd_user_add)
     u.add_parser("list").set_defaults(func=cmd_user_list)
+    s = u.add_parser("passwd", help="reset a user's password (admin) or change your own "
+                                    "(--user NAME); new password from stdin when not a terminal")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_user_passwd)
+    for verb in ("deactivate", "activate"):
+        s = u.add_parser(verb, help=f"{verb} a user (admin)")
+        s.add_argument("name")
+        s.set_defaults(func=cmd_user_active)
+    s = u.add_parser("role", help="change a user's role (admin)")
+    s.add_argument("name")
+    s.add_argument("role", choices=[r.value for r in Role])
+    s.set_defaults(func=cmd_user_role)
 
     lb = sub.add_parser("label", help="manage labels").add_subparsers(dest="label_command", required=True)
     s = lb.add_parser("add")
@@ -390,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("frame-label", help="set frame-level labels: --set LABEL=1|0|unknown ...")
     s.add_argument("frame_id", type=int)
-    s.add_argument("--set", action="append", required=True, metavar="LABEL=VALUE")
+    s.add_argument("--set", action="extend", nargs="+", required=True, metavar="LABEL=VALUE",
+                   help="one or more LABEL=1|0|unknown[:FLOAT]; --set may repeat")
     s.add_argument("--annotator")
     s.set_defaults(func=cmd_frame_label)
 
@@ -400,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--to", type=int, help="stop at this frame id")
     s.add_argument("--annotator")
     s.add_argument("--refine", action="store_true", help="re-segment each frame with the active engine")
+    s.add_argument("--keep-earlier", action="store_true",
+                   help="keep this user's earlier propagation of the same mask (default: replace it)")
     s.set_defaults(func=cmd_propagate)
 
     sg = sub.add_parser("segment", help="time segments of a video").add_subparsers(
@@ -414,12 +458,18 @@ def build_parser() -> argparse.ArgumentParser:
     s = sg.add_parser("list")
     s.add_argument("video_id", type=int)
     s.set_defaults(func=cmd_segment_list)
+    s = sg.add_parser("export", help="mark a segment for export (on) or not (off)")
+    s.add_argument("segment_id", type=int)
+    s.add_argument("flag", choices=["on", "off"])
+    s.set_defaults(func=cmd_segment_export)
     s = sg.add_parser("materialize", help="create the missing frame-label rows of exported segments")
     s.add_argument("video_id", type=int)
     s.add_argument("--dry-run", action="store_true")
     s.set_defaults(func=cmd_segment_materialize)
-    from endolite.cli_benchmark import add_benchmark_commands
+    from endolite.cli.benchmark import add_benchmark_commands
+    from endolite.cli.maintenance import add_maintenance_commands
     add_benchmark_commands(sub)
+    add_maintenance_commands(sub)
     return p
 
 
@@ -429,6 +479,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Output(args.json)
     try:
         return int(args.func(args, out) or 0)
+    except OSError as exc:                 # disk full, read-only data dir, permissions
+        from endolite.errors import describe_os_error
+
+        exc = describe_os_error(exc)
+        if args.json:
+            print(json.dumps({"error": str(exc), "type": type(exc).__name__}))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except EndoliteError as exc:
         if args.json:
             print(json.dumps({"error": str(exc), "type": type(exc).__name__}))

@@ -1,0 +1,44 @@
+"""Each user's own mask actions per frame (create / delete / edit), newest last: what the
+annotation page's undo reverts.  Undo is per user and per frame, so one person can never undo
+another's work, and it survives a browser reload but not a change of user."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+
+from endolite.storage.rows import fetch_dicts
+
+
+@dataclass(frozen=True)
+class MaskAction:
+    id: int
+    frame_id: int
+    username: str
+    action: str                 # create | delete | edit
+    added: tuple[int, ...]      # masks the action created
+    removed: tuple[int, ...]    # masks the action soft-deleted
+
+
+def record(con: duckdb.DuckDBPyConnection, *, frame_id: int, username: str, action: str,
+           added: Sequence[int] = (), removed: Sequence[int] = ()) -> None:
+    con.execute("INSERT INTO mask_history (frame_id, username, action, added, removed) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [frame_id, username, action, [int(i) for i in added], [int(i) for i in removed]])
+
+
+def last(con: duckdb.DuckDBPyConnection, *, frame_id: int, username: str) -> MaskAction | None:
+    """The user's newest action on the frame that is not undone yet."""
+    rows = fetch_dicts(con, "SELECT * FROM mask_history WHERE frame_id = ? AND username = ? "
+                            "AND NOT undone ORDER BY id DESC LIMIT 1", [frame_id, username])
+    if not rows:
+        return None
+    r = rows[0]
+    return MaskAction(id=r["id"], frame_id=r["frame_id"], username=r["username"], action=r["action"],
+                      added=tuple(r["added"]), removed=tuple(r["removed"]))
+
+
+def mark_undone(con: duckdb.DuckDBPyConnection, action_id: int) -> None:
+    con.execute("UPDATE mask_history SET undone = TRUE WHERE id = ?", [action_id])

@@ -5,6 +5,10 @@ thread on its own cursor of the shared connection; ``progress(fraction, message)
 row (at most every 0.5 s), and the result dict (or the error message) is stored at the end.
 Pages poll ``storage.jobs.get`` to show a progress bar.  CPU-heavy work that must not share the
 server process (training) will run as a worker process instead (see DESIGN.md).
+
+Jobs are threads, so they die with the process.  Each row records the process that owns it;
+``recover_jobs`` (called by ``storage.connect`` on every read-write open) marks the queued /
+running jobs of any other process failed with an "interrupted ... start it again" message.
 """
 
 from __future__ import annotations
@@ -52,6 +56,15 @@ def run(con: duckdb.DuckDBPyConnection, job_id: int, work: Work) -> Job:
     else:
         repo.update(cur, job_id, status=JobStatus.DONE, progress=1.0, message="done", result=result)
     return repo.get(cur, job_id)
+
+
+def recover_jobs(con: duckdb.DuckDBPyConnection) -> list[Job]:
+    """Mark jobs left queued / running by a stopped process failed; returns them (now failed).
+
+    Call on a read-write connection only: DuckDB allows one writing process per file, so a
+    job owned by another process cannot be running.  Jobs of this process are left alone.
+    """
+    return repo.recover(con)
 
 
 def start(con: duckdb.DuckDBPyConnection, kind: str, work: Work, *, params: dict[str, Any] | None = None,

@@ -1,7 +1,16 @@
-"""Jobs: progress of long work, persisted so any page (or a restarted server) can show it."""
+"""Jobs: progress of long work, persisted so any page (or a restarted server) can show it.
+
+Every job row records its ``owner``, a token of the process that created it.  DuckDB lets one
+process write the file, so when a process opens the database read-write, a queued or running
+job owned by another process was left behind by a process that stopped (a crash, kill -9, a
+restart): ``recover`` marks those failed.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from typing import Any
 
 import duckdb
@@ -17,13 +26,67 @@ def _record(r: dict) -> Job:
                created_at=r["created_at"], updated_at=r["updated_at"], created_by=r["created_by"])
 
 
+_OWNER: tuple[int, str] | None = None
+
+
+def process_owner() -> str:
+    """This process's owner token ``host:pid:random`` (a new one in a forked child).
+
+    The random part tells a restarted server from the dead one when the PID is reused (a
+    container's server often gets the same PID each time).
+    """
+    global _OWNER
+    pid = os.getpid()
+    if _OWNER is None or _OWNER[0] != pid:
+        _OWNER = (pid, f"{socket.gethostname()}:{pid}:{uuid.uuid4().hex[:12]}")
+    return _OWNER[1]
+
+
 def create(con: duckdb.DuckDBPyConnection, kind: str, *, params: dict[str, Any] | None = None,
            created_by: str | None = None) -> Job:
     row = con.execute(
-        "INSERT INTO jobs (kind, status, params, created_by) VALUES (?, ?, ?, ?) RETURNING id",
-        [kind, str(JobStatus.QUEUED), dumps(params), created_by],
+        "INSERT INTO jobs (kind, status, params, created_by, owner) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        [kind, str(JobStatus.QUEUED), dumps(params), created_by, process_owner()],
     ).fetchone()
     return get(con, row[0])
+
+
+_UNFINISHED = (str(JobStatus.QUEUED), str(JobStatus.RUNNING))
+
+
+def stale(con: duckdb.DuckDBPyConnection) -> list[Job]:
+    """Queued / running jobs that no live process runs: owned by another process (or by none).
+
+    Only meaningful on a read-write connection (then no other process can be writing).
+    """
+    rows = fetch_dicts(con, "SELECT * FROM jobs WHERE status IN (?, ?) "
+                            "AND (owner IS NULL OR owner <> ?) ORDER BY id",
+                       [*_UNFINISHED, process_owner()])
+    return [_record(r) for r in rows]
+
+
+def interrupted_message(job: Job) -> str:
+    if job.status == JobStatus.QUEUED:
+        return "interrupted: the server stopped before this job started; start it again"
+    return (f"interrupted: the server stopped while this job was running "
+            f"(at {round(100 * job.progress)}%); start it again")
+
+
+def recover(con: duckdb.DuckDBPyConnection) -> list[Job]:
+    """Mark every stale job (see ``stale``) failed with an "interrupted" message.
+
+    Returns the jobs as they are now (status failed).  A job whose status changed meanwhile is
+    left alone.  Safe to call any number of times.
+    """
+    out = []
+    for job in stale(con):
+        updated = con.execute(
+            "UPDATE jobs SET status = ?, message = ?, updated_at = current_localtimestamp() "
+            "WHERE id = ? AND status = ? RETURNING id",
+            [str(JobStatus.FAILED), interrupted_message(job), job.id, str(job.status)]).fetchall()
+        if updated:
+            out.append(get(con, job.id))
+    return out
 
 
 def update(con: duckdb.DuckDBPyConnection, job_id: int, *, status: JobStatus | None = None,

@@ -25,10 +25,11 @@ IMPORTED, DUPLICATE, REJECTED = IngestStatus.IMPORTED, IngestStatus.DUPLICATE, I
 
 
 def data_files(settings) -> list[str]:
-    """Every file under the data dir except the database itself."""
+    """Every file under the data dir except the database itself and the import inbox."""
     return sorted(p.relative_to(settings.data_dir).as_posix()
                   for p in settings.data_dir.rglob("*")
-                  if p.is_file() and not p.name.startswith("endolite.duckdb"))
+                  if p.is_file() and not p.name.startswith("endolite.duckdb")
+                  and p.relative_to(settings.data_dir).parts[0] != "inbox")
 
 
 def count(con, table: str) -> int:
@@ -442,3 +443,74 @@ def test_a_failing_item_leaves_nothing_half_written(con, settings, tmp_path, mon
     monkeypatch.undo()
     [result] = run(con, settings, [folder])
     assert result.status == IMPORTED and store.get_group(con, result.id).frame_count == 4
+
+
+# --- server-side import roots -----------------------------------------------------------------
+
+OUTSIDE = "outside the allowed import folders"
+
+
+def test_default_import_root_is_the_inbox(settings):
+    assert not (settings.data_dir / "inbox").exists()
+    assert ingest.default_import_roots(settings) == [settings.data_dir / "inbox"]
+    assert (settings.data_dir / "inbox").is_dir()
+
+
+def test_paths_outside_the_roots_are_rejected_unread(con, settings, tmp_path):
+    [inbox] = ingest.default_import_roots(settings)
+    inside = write_png(inbox / "inside.png", seed=1)
+    outside = write_png(tmp_path / "secret" / "outside.png", seed=2)
+    (inbox / "link.png").symlink_to(outside)                     # a symlink out of the inbox
+    (inbox / "dirlink").symlink_to(outside.parent, target_is_directory=True)
+    sneaky = f"{inbox}/../../secret/outside.png"                  # .. out of the inbox
+    paths = [inside, outside, inbox / "link.png", inbox / "dirlink", sneaky,
+             tmp_path / "does-not-exist.mp4", inbox / "gone.mp4"]
+    results = run(con, settings, paths, roots=[inbox])
+    assert [r.status for r in results] == [IMPORTED] + [REJECTED] * 6
+    for result, path in zip(results[1:6], paths[1:6]):
+        assert result.reason.startswith(f"{path} is {OUTSIDE}") and str(inbox) in result.reason
+    assert "no such file" in results[6].reason                    # inside the inbox: says so
+    assert count(con, "frames") == 1 and store.frames_of(con, group_id=results[0].id)[0].original_name == "inside.png"
+    assert run(con, settings, [outside])[0].status == IMPORTED     # roots=None: the CLI's way
+
+
+def test_no_roots_allow_nothing(con, settings):
+    [inbox] = ingest.default_import_roots(settings)
+    [result] = run(con, settings, [write_png(inbox / "a.png")], roots=[])
+    assert result.status == REJECTED and OUTSIDE in result.reason
+
+
+def test_folder_with_a_symlink_out_of_the_roots_is_rejected(con, settings, tmp_path):
+    [inbox] = ingest.default_import_roots(settings)
+    folder = inbox / "series"
+    write_png(folder / "1.png", seed=1)
+    (folder / "2.png").symlink_to(write_png(tmp_path / "private.png", seed=2))
+    [result] = run(con, settings, [folder], roots=[inbox])
+    assert result.status == REJECTED
+    assert result.reason == (f"series: {folder / '2.png'} is {OUTSIDE} ({inbox})")
+    assert data_files(settings) == [] and count(con, "image_groups") == 0
+    (folder / "2.png").unlink()
+    write_png(folder / "2.png", seed=2)
+    [result] = run(con, settings, [folder], roots=[inbox])
+    assert result.status == IMPORTED and store.get_group(con, result.id).frame_count == 2
+
+
+def test_manifest_references_must_stay_in_the_roots(con, settings, tmp_path, disc_video):
+    [inbox] = ingest.default_import_roots(settings)
+    write_png(inbox / "batch" / "ok.png", seed=1)
+    elsewhere = write_png(tmp_path / "elsewhere" / "x.png", seed=2)
+    manifest = inbox / "batch" / "m.json"
+    manifest.write_text(json.dumps({
+        "videos": [{"objectUrl": str(disc_video)}, {"objectUrl": "https://example.org/v.mp4"}],
+        "images": [{"objectUrl": "ok.png"}, {"objectUrl": str(elsewhere)},
+                   {"objectUrl": elsewhere.as_uri()}, {"objectUrl": "../../../../../etc/passwd"},
+                   {"objectUrl": "../../../elsewhere/x.png"}],
+    }))
+    results = run(con, settings, [manifest], roots=[inbox])
+    assert [r.status for r in results] == [REJECTED, REJECTED, IMPORTED] + [REJECTED] * 4
+    assert results[0].reason.startswith(f"m.json: videos[0]: {disc_video} is {OUTSIDE}")
+    assert "nothing is downloaded" in results[1].reason                  # as without roots
+    for result, url in zip(results[3:], [str(elsewhere), elsewhere.as_uri(),
+                                         "../../../../../etc/passwd", "../../../elsewhere/x.png"]):
+        assert result.reason.startswith(f"m.json: images[") and f"{url} is {OUTSIDE}" in result.reason
+    assert count(con, "videos") == 0 and count(con, "frames") == 1

@@ -32,9 +32,11 @@ from pathlib import Path
 import duckdb
 
 from endolite.config import Settings
+from endolite.errors import InvalidInput
 from endolite.ingest.common import Input, Meter, Progress, display_name, guarded, rejected
 from endolite.ingest.images import Member, ingest_folder, ingest_image_batch, loose_title
 from endolite.ingest.manifest import MANIFEST_KEYS, ingest_manifest
+from endolite.ingest.roots import ImportRoots, admitted, default_import_roots
 from endolite.ingest.upload import discard_staging, safe_name, stage_upload
 from endolite.ingest.videos import VIDEO_EXTENSIONS, import_video
 from endolite.ingest.zips import DEFAULT_ZIP_LIMITS, SELECTED_FRAMES, ZipLimits, ingest_zip
@@ -42,23 +44,28 @@ from endolite.records import IngestResult, IngestStatus, ItemKind
 from endolite.storage import media as store  # noqa: F401 - kept as ``ingest.store``
 
 __all__ = ["DEFAULT_ZIP_LIMITS", "MANIFEST_KEYS", "SELECTED_FRAMES", "VIDEO_EXTENSIONS", "Progress",
-           "ZipLimits", "discard_staging", "ingest_paths", "safe_name", "stage_upload"]
+           "ZipLimits", "default_import_roots", "discard_staging", "ingest_paths", "safe_name", "stage_upload"]
 
 
 def ingest_paths(con: duckdb.DuckDBPyConnection, settings: Settings, paths: Sequence[str | Path], *,
-                 user: str | None, progress: Progress | None = None,
+                 user: str | None, roots: Sequence[str | Path] | None = None,
+                 progress: Progress | None = None,
                  display_names: Mapping[str, str] | None = None,
                  zip_limits: ZipLimits = DEFAULT_ZIP_LIMITS) -> list[IngestResult]:
     """Import ``paths`` (files or folders); one result per input, per entry for a manifest.
 
     ``display_names`` maps ``str(path)`` to the name a person uploaded the file under (titles,
     original names, type detection and messages use it).  ``user`` is recorded as created_by
-    and in the audit log.  Bad inputs come back as rejected results with a reason naming the
-    file; they never stop the rest of the batch.
+    and in the audit log.  ``roots`` (folders; see ``default_import_roots``): every path given,
+    every file in a given folder and every local file a manifest names must resolve
+    (symlinks followed) inside one of them, else it is rejected as outside the allowed import
+    folders; None (the command line) allows any path.  Bad inputs come back as rejected
+    results with a reason naming the file; they never stop the rest of the batch.
     """
     names = {str(k): v for k, v in (display_names or {}).items()}
+    allowed = ImportRoots.of(roots)
     settings.ensure_dirs()
-    inputs = [Input(Path(p), str(p), display_name(p, names)) for p in paths]
+    inputs = [_input(p, display_name(p, names), allowed) for p in paths]
     meter = Meter(progress, max(len(inputs), 1))
     slots: list[list[IngestResult]] = [[] for _ in inputs]
     loose = [i for i, item in enumerate(inputs) if item.kind == "image"]
@@ -86,9 +93,19 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, settings: Settings, paths: Sequ
     return out
 
 
+def _input(path: str | Path, name: str, roots: ImportRoots | None) -> Input:
+    """The input for ``path``: its real path when ``roots`` admit it, else refused."""
+    try:
+        return Input(admitted(roots, Path(path)), str(path), name, roots=roots)
+    except InvalidInput as exc:
+        return Input(Path(path), str(path), name, refusal=str(exc))
+
+
 def _ingest_one(con: duckdb.DuckDBPyConnection, settings: Settings, item: Input, *,
                 user: str | None, progress: Progress, limits: ZipLimits) -> list[IngestResult]:
     kind = item.kind
+    if kind == "refused":
+        return [rejected(item.given, ItemKind.UNKNOWN, item.refusal or item.name)]
     if kind == "missing":
         return [rejected(item.given, ItemKind.UNKNOWN, f"{item.name}: no such file")]
     if kind == "folder":

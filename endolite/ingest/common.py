@@ -17,6 +17,7 @@ import duckdb
 from endolite import media
 from endolite.config import Settings
 from endolite.errors import InvalidInput
+from endolite.ingest.roots import ImportRoots
 from endolite.records import IngestResult, IngestStatus, ItemKind
 from endolite.storage import audit
 
@@ -28,6 +29,8 @@ class Input:
     path: Path
     given: str          # the path as given (IngestResult.path)
     name: str           # the name a person knows the file by
+    refusal: str | None = None   # why it may not be read at all (outside the import roots)
+    roots: ImportRoots | None = None   # what the files it names must lie in (None: anywhere)
 
     @property
     def suffix(self) -> str:
@@ -35,6 +38,8 @@ class Input:
 
     @property
     def kind(self) -> str:
+        if self.refusal is not None:
+            return "refused"
         if not self.path.exists():
             return "missing"
         if self.path.is_dir():

@@ -31,6 +31,7 @@ from endolite.ingest.common import (
     renamed,
     transaction,
 )
+from endolite.ingest.roots import admitted
 from endolite.ingest.upload import safe_name
 from endolite.records import IngestResult, IngestStatus, ItemKind
 from endolite.storage import media as store
@@ -213,8 +214,8 @@ def ingest_folder(con: duckdb.DuckDBPyConnection, settings: Settings, item: Inpu
                    key=lambda p: natural_key(p.name))
     if not files:
         raise InvalidInput(f"{item.name}: no images (jpg, png, bmp, tif) in the folder")
-    members = [Member(source=p, name=safe_name(p.name), label=f"{item.name}/{p.name}",
-                      frame_number=n) for n, p in enumerate(files)]
+    members = [Member(source=admitted(item.roots, p, label=item.name), name=safe_name(p.name),
+                      label=f"{item.name}/{p.name}", frame_number=n) for n, p in enumerate(files)]
     prepare(members, writes, lenient=False, progress=progress)
     outcome = store_group(con, settings, members, title=item.name, source="folder", user=user,
                           writes=writes)

@@ -29,6 +29,7 @@ from endolite.ingest.images import (
     store_group,
 )
 from endolite.ingest.videos import import_video
+from endolite.ingest.roots import ImportRoots, admitted
 from endolite.ingest.upload import safe_name
 from endolite.records import IngestResult, IngestStatus, ItemKind
 from endolite.storage import media as store
@@ -65,8 +66,9 @@ def _client_metadata(entry: dict[str, Any], label: str) -> dict[str, Any]:
     return meta
 
 
-def _resolve(url: str, base: Path, label: str) -> Path:
-    """A local file named by ``url``: a path (relative to ``base`` or absolute) or file:// URL."""
+def _resolve(url: str, base: Path, label: str, roots: ImportRoots | None) -> Path:
+    """A local file named by ``url``: a path (relative to ``base`` or absolute) or file:// URL;
+    with ``roots``, its real path, which must lie inside one of them."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         path = Path(url2pathname(parsed.path))
@@ -76,6 +78,7 @@ def _resolve(url: str, base: Path, label: str) -> Path:
     else:
         path = Path(url).expanduser()
         path = path if path.is_absolute() else base / path
+    path = admitted(roots, path, label=label, shown=url)
     if not path.is_file():
         raise InvalidInput(f"{label}: no such file {url} (looked for {path})")
     return path
@@ -142,7 +145,7 @@ def ingest_manifest(con: duckdb.DuckDBPyConnection, settings: Settings, item: In
         meta = _client_metadata(entry, label)
         if skip and (dup := _already_registered(con, url, ItemKind.VIDEO)) is not None:
             return [dup]
-        path = _resolve(url, base, label)
+        path = _resolve(url, base, label, item.roots)
         return [import_video(con, settings, path, name=path.name,
                              title=_entry_title(entry, path.stem), user=user, writes=writes,
                              result_path=url, client_metadata=meta, source_url=url)]
@@ -158,7 +161,7 @@ def ingest_manifest(con: duckdb.DuckDBPyConnection, settings: Settings, item: In
         meta = _client_metadata(entry, label)
         if skip and (dup := _already_registered(con, urls[0], ItemKind.IMAGE_GROUP)) is not None:
             return [dup]
-        paths = [_resolve(u, base, label) for u in urls]
+        paths = [_resolve(u, base, label, item.roots) for u in urls]
         members = [Member(source=p, name=safe_name(p.name), label=f"{label}: {u}",
                           frame_number=n) for n, (p, u) in enumerate(zip(paths, urls))]
         prepare(members, writes, lenient=False, progress=lambda f, m: None)
@@ -185,7 +188,7 @@ def ingest_manifest(con: duckdb.DuckDBPyConnection, settings: Settings, item: In
                     reason=f"{url} is already registered in image group {hit[0]}",
                     frame_ids=(hit[1],) if hit[1] is not None else ()))
                 continue
-            file = _resolve(url, base, label)
+            file = _resolve(url, base, label, item.roots)
         except InvalidInput as exc:
             slots.append(rejected(str(path or label), ItemKind.IMAGE, str(exc)))
             continue

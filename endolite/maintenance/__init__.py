@@ -1,5 +1,9 @@
-"""Maintenance: does the database agree with data/ (``check`` / ``repair``)."""
+"""Maintenance: does the database agree with data/ (``check`` / ``repair``), and copies of a
+data directory (``backup`` / ``restore``).  The CLI (``endolite check``, ``backup``,
+``restore``) and the admin page call these."""
 
+from endolite.maintenance.backup import BackupResult, RestoreResult, backup, restore
 from endolite.maintenance.check import CheckReport, Problem, ProblemKind, check, repair
 
-__all__ = ["CheckReport", "Problem", "ProblemKind", "check", "repair"]
+__all__ = ["BackupResult", "CheckReport", "Problem", "ProblemKind", "RestoreResult", "backup",
+           "check", "repair", "restore"]

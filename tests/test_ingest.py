@@ -210,7 +210,7 @@ def test_loose_images_dedup_and_single_image_title(con, settings, tmp_path):
     assert [r.status for r in first] == [IMPORTED, IMPORTED] and first[0].title == "2 images"
     again = run(con, settings, [b, a])                      # same images, other order
     assert [r.status for r in again] == [DUPLICATE, DUPLICATE]
-    assert again[0].reason == f"duplicate of image group {first[0].id}"
+    assert again[0].reason == f"duplicate of frame {first[1].frame_ids[0]} in group {first[0].id}"
     assert again[0].frame_ids == first[1].frame_ids          # b's frame
     upload = write_png(tmp_path / "tmp-upload-1.png", seed=3)
     [single] = run(con, settings, [upload], display_names={str(upload): "cecum view.png"})
@@ -228,6 +228,60 @@ def test_bad_loose_image_is_rejected_alone(con, settings, tmp_path):
     assert [r.status for r in results] == [IMPORTED, REJECTED]
     assert "broken.jpg" in results[1].reason and results[0].title == "good"
     assert store.get_group(con, results[0].id).frame_count == 1
+
+
+def test_the_same_image_is_stored_once_across_the_library(con, settings, tmp_path):
+    image = png_bytes(7)
+    alone = tmp_path / "alone.png"
+    alone.write_bytes(image)
+    [first] = run(con, settings, [alone])
+    fid, gid = first.frame_ids[0], first.id
+    expected = f"duplicate of frame {fid} in group {gid}"
+
+    folder = tmp_path / "series"                             # in a folder beside a new image
+    folder.mkdir()
+    (folder / "1.png").write_bytes(image)
+    write_png(folder / "2.png", seed=99)
+    group, dup = run(con, settings, [folder])
+    assert (group.kind, group.status, len(group.frame_ids)) == (ItemKind.IMAGE_GROUP, IMPORTED, 1)
+    assert (dup.path, dup.kind, dup.status, dup.reason) == ("series/1.png", ItemKind.IMAGE, DUPLICATE, expected)
+    assert (dup.id, dup.frame_ids) == (gid, (fid,))
+    assert store.get_group(con, group.id).frame_count == 1
+
+    path = tmp_path / "lp.zip"                               # the listed frame of a zip
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("img00000001.png", image)
+        zf.writestr("img00000002.png", png_bytes(8))
+        zf.writestr("img00000003.png", png_bytes(8))         # twice in the zip itself
+        zf.writestr("selected_frames.csv", "img00000001.png\n")
+    zgroup, zdup, zdup2 = run(con, settings, [path])
+    assert zgroup.status == IMPORTED and (zdup.path, zdup.reason) == ("lp.zip: img00000001.png", expected)
+    [context] = store.frames_of(con, group_id=zgroup.id)
+    assert (context.frame_number, context.is_context, context.parent_id) == (2, True, fid)
+    assert zdup2.reason == f"duplicate of frame {context.id} in group {zgroup.id}"
+    assert zdup2.title == "lp" and zgroup.frame_ids == (context.id,)
+
+    again = tmp_path / "again.png"                           # a loose batch, and twice in it
+    again.write_bytes(image)
+    y, z = write_png(tmp_path / "y.png", seed=50), tmp_path / "z.png"
+    shutil.copy(y, z)
+    r_again, r_y, r_z = run(con, settings, [again, y, z])
+    assert (r_again.status, r_again.reason, r_again.frame_ids) == (DUPLICATE, expected, (fid,))
+    assert r_y.status == IMPORTED and r_y.title == "y"
+    assert (r_z.status, r_z.reason) == (DUPLICATE, f"duplicate of frame {r_y.frame_ids[0]} in group {r_y.id}")
+
+    only_known = tmp_path / "known.zip"                      # nothing new: no group at all
+    with zipfile.ZipFile(only_known, "w") as zf:
+        zf.writestr("img00000005.png", image)
+        zf.writestr("img00000006.png", png_bytes(8))
+    results = run(con, settings, [only_known])
+    assert [(r.kind, r.status) for r in results] == [(ItemKind.IMAGE, DUPLICATE)] * 2
+    assert results[0].reason == expected and results[1].frame_ids == (context.id,)
+
+    shas = [row[0] for row in con.execute("SELECT sha256 FROM frames").fetchall()]
+    assert len(shas) == len(set(shas)) == 4 and count(con, "image_groups") == 4
+    stored = [p for p in data_files(settings) if p.startswith("frames/")]
+    assert len(stored) == 4
 
 
 # --- zips of frames ---------------------------------------------------------------------------

@@ -110,16 +110,16 @@ def _ingest_one(con: duckdb.DuckDBPyConnection, settings: Settings, item: Input,
         return [rejected(item.given, ItemKind.UNKNOWN, f"{item.name}: no such file")]
     if kind == "folder":
         return guarded(settings, path=item.given, kind=ItemKind.IMAGE_GROUP, label=item.name,
-                       work=lambda w: [ingest_folder(con, settings, item, user=user, writes=w,
-                                                     progress=progress)])
+                       work=lambda w: ingest_folder(con, settings, item, user=user, writes=w,
+                                                   progress=progress))
     if item.path.stat().st_size == 0:
         return [rejected(item.given, ItemKind.UNKNOWN, f"{item.name}: empty file")]
     if kind == "json":
         return ingest_manifest(con, settings, item, user=user, progress=progress)
     if kind == "zip" or (kind == "other" and zipfile.is_zipfile(item.path)):
         return guarded(settings, path=item.given, kind=ItemKind.IMAGE_GROUP, label=item.name,
-                       work=lambda w: [ingest_zip(con, settings, item, user=user, writes=w,
-                                                  limits=limits, progress=progress)])
+                       work=lambda w: ingest_zip(con, settings, item, user=user, writes=w,
+                                                limits=limits, progress=progress))
     guessed = ItemKind.VIDEO if item.suffix in VIDEO_EXTENSIONS else ItemKind.UNKNOWN
     return guarded(settings, path=item.given, kind=guessed, label=item.name,
                    work=lambda w: [import_video(con, settings, item.path, name=item.name,

@@ -144,6 +144,33 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         raise
 
 
+@dataclass(frozen=True)
+class Copy:
+    """Where an image's bytes are already stored: a frame of an image group or of a video."""
+
+    frame_id: int
+    group_id: int | None
+    video_id: int | None
+
+    def describe(self) -> str:
+        if self.group_id is not None:
+            return f"duplicate of frame {self.frame_id} in group {self.group_id}"
+        return f"duplicate of frame {self.frame_id} of video {self.video_id}"
+
+
+def library_copies(con: duckdb.DuckDBPyConnection, hashes: list[str]) -> dict[str, Copy]:
+    """The first stored frame (lowest id) holding each of ``hashes`` (sha256 hex), by hash."""
+    wanted = sorted({h for h in hashes if h})
+    if not wanted:
+        return {}
+    rows = con.execute("SELECT sha256, id, group_id, video_id FROM frames "
+                       "WHERE list_contains(?, sha256) ORDER BY id", [wanted]).fetchall()
+    found: dict[str, Copy] = {}
+    for sha, frame_id, group_id, video_id in rows:
+        found.setdefault(sha, Copy(frame_id, group_id, video_id))
+    return found
+
+
 def record_import(con: duckdb.DuckDBPyConnection, *, user: str | None, entity: str,
                   entity_id: int, details: dict[str, Any], source_url: str | None) -> None:
     """The audit entry for one imported item (``source_url`` added to ``details`` when set)."""

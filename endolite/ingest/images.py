@@ -22,9 +22,11 @@ from endolite import media
 from endolite.config import Settings
 from endolite.errors import InvalidInput
 from endolite.ingest.common import (
+    Copy,
     Input,
     Progress,
     Writes,
+    library_copies,
     reason_for,
     record_import,
     rejected,
@@ -59,10 +61,22 @@ class Member:
 
 @dataclass(frozen=True)
 class GroupOutcome:
-    group_id: int
-    frame_ids: tuple[int | None, ...]   # per member, in member order
+    """What ``store_group`` did with its members.
+
+    ``group_id``: the group they went to (None when every member was stored before).  Per
+    member, in member order: ``frame_ids`` its frame (a duplicate's: the stored copy's) and
+    ``copies`` the stored copy it duplicates (None: stored now).  ``duplicate``: the whole
+    group was stored before (same group hash).
+    """
+
+    group_id: int | None
+    frame_ids: tuple[int | None, ...]
     duplicate: bool
     title: str
+    copies: tuple[Copy | None, ...] = ()
+
+    def copy_of(self, index: int) -> Copy | None:
+        return self.copies[index] if index < len(self.copies) else None
 
 
 def natural_key(name: str) -> list[Any]:
@@ -108,25 +122,49 @@ def prepare(members: list[Member], writes: Writes, *, lenient: bool, progress: P
 
 
 def store_group(con: duckdb.DuckDBPyConnection, settings: Settings, members: list[Member], *,
-                title: str, source: str, user: str | None, writes: Writes,
-                sha256: str | None = None, client_metadata: dict[str, Any] | None = None,
+                title: str | Callable[[list[Member]], str], source: str, user: str | None,
+                writes: Writes, sha256: str | None = None,
+                client_metadata: dict[str, Any] | Callable[[list[Member]], dict[str, Any]] | None = None,
                 source_url: str | None = None) -> GroupOutcome:
-    """Store prepared ``members`` as one group (dedup by ``sha256``, default: of the sorted
-    member hashes).  Frames get frame_number from the members, in member order."""
+    """Store prepared ``members`` as one group; frames get frame_number from the members.
+
+    A group whose hash (``sha256``; default: of the sorted member hashes) is stored already is a
+    duplicate as a whole.  Otherwise a member whose bytes are already in the library (any
+    frame, by sha256) or earlier in ``members`` is not stored again: it reports that copy, and
+    a context frame of it points to that copy.  ``title`` and ``client_metadata`` may be
+    functions of the members actually stored.
+    """
     if sha256 is None:
         sha256 = media.sha256_bytes("\n".join(sorted(m.sha256 for m in members)).encode())
+    known = library_copies(con, [m.sha256 for m in members])
     existing = store.find_group_by_sha(con, sha256)
     if existing is not None:
-        by_sha = {f.sha256: f.id for f in store.frames_of(con, group_id=existing.id)}
-        return GroupOutcome(existing.id, tuple(by_sha.get(m.sha256) for m in members), True,
-                            existing.title)
+        mine = {f.sha256: Copy(f.id, existing.id, None)
+                for f in reversed(store.frames_of(con, group_id=existing.id))}
+        copies = tuple(mine.get(m.sha256) or known.get(m.sha256) for m in members)
+        return GroupOutcome(existing.id, tuple(c.frame_id if c else None for c in copies), True,
+                            existing.title, copies)
+    first: dict[str, int] = {}
+    pending: list[Copy | int | None] = []       # a stored copy, an earlier member, or new
+    for index, member in enumerate(members):
+        pending.append(known.get(member.sha256, first.get(member.sha256)))
+        first.setdefault(member.sha256, index)
+    fresh = [i for i, p in enumerate(pending) if p is None]
+    new = [members[i] for i in fresh]
+    title = title(new or members) if callable(title) else title
+    if not new:
+        copies = tuple(p for p in pending if isinstance(p, Copy))
+        return GroupOutcome(None, tuple(c.frame_id for c in copies), False, title, copies)
     group_id = store.reserve_group_id(con)
-    frame_ids = store.reserve_frame_ids(con, len(members))
+    new_ids = dict(zip(fresh, store.reserve_frame_ids(con, len(fresh))))
+    copies = tuple(Copy(new_ids[p], group_id, None) if isinstance(p, int) else p for p in pending)
+    frame_ids = tuple(c.frame_id if c else new_ids[i] for i, c in enumerate(copies))
     folder = settings.group_frames_dir(group_id)
     writes.new_dir(folder)
-    reserved = {f"frame_{fid}.png" for fid, m in zip(frame_ids, members) if m.png is not None}
+    reserved = {f"frame_{new_ids[i]}.png" for i in fresh if members[i].png is not None}
     rows = []
-    for member, frame_id, stored in zip(members, frame_ids, _stored_names(members, reserved)):
+    for index, member, stored in zip(fresh, new, _stored_names(new, reserved)):
+        frame_id = new_ids[index]
         original = writes.file(folder / stored)
         if member.owned:
             os.replace(member.source, original)
@@ -145,15 +183,16 @@ def store_group(con: duckdb.DuckDBPyConnection, settings: Settings, members: lis
             "parent_id": frame_ids[member.parent] if member.parent is not None else None,
             "extraction_id": None, "created_by": user,
         })
+    meta = client_metadata(new) if callable(client_metadata) else client_metadata
     with transaction(con):
         store.add_group(con, group_id=group_id, title=title, source=source, sha256=sha256,
-                        client_metadata=client_metadata, source_url=source_url, created_by=user)
+                        client_metadata=meta, source_url=source_url, created_by=user)
         store.insert_frames(con, rows)
         record_import(con, user=user, entity="image_group", entity_id=group_id,
                       details={"title": title, "source": source, "frames": len(rows),
                                "sha256": sha256},
                       source_url=source_url)
-    return GroupOutcome(group_id, tuple(frame_ids), False, title)
+    return GroupOutcome(group_id, frame_ids, False, title, copies)
 
 
 def loose_title(members: list[Member]) -> str:
@@ -175,20 +214,24 @@ def ingest_image_batch(con: duckdb.DuckDBPyConnection, settings: Settings, membe
                 member.frame_number = number
             outcome = None
             if ok:
-                outcome = store_group(con, settings, ok, title=title(ok), source=source,
-                                      user=user, writes=writes,
-                                      client_metadata=metadata(ok) if metadata else None)
+                outcome = store_group(con, settings, ok, title=title, source=source,
+                                      user=user, writes=writes, client_metadata=metadata)
     except Exception as exc:  # noqa: BLE001 - the whole batch failed: reject each member
         return [rejected(m.result_path, ItemKind.IMAGE, m.error or reason_for(m.label, exc))
                 for m in members]
     progress(1.0, "images stored")
-    frame_of = dict(zip(map(id, ok), outcome.frame_ids)) if outcome else {}
+    position = {id(m): k for k, m in enumerate(ok)}
     results = []
     for member in members:
         if member.error is not None or outcome is None:
             results.append(rejected(member.result_path, ItemKind.IMAGE, member.error or ""))
             continue
-        fid = frame_of[id(member)]
+        k = position[id(member)]
+        copy = outcome.copy_of(k)
+        if copy is not None:
+            results.append(duplicate_image(member.result_path, copy, outcome))
+            continue
+        fid = outcome.frame_ids[k]
         status = IngestStatus.DUPLICATE if outcome.duplicate else IngestStatus.IMPORTED
         results.append(IngestResult(
             path=member.result_path, kind=ItemKind.IMAGE, status=status, id=outcome.group_id,
@@ -197,17 +240,38 @@ def ingest_image_batch(con: duckdb.DuckDBPyConnection, settings: Settings, membe
     return results
 
 
-def group_result(path: str, outcome: GroupOutcome) -> IngestResult:
-    return IngestResult(
-        path=path, kind=ItemKind.IMAGE_GROUP,
-        status=IngestStatus.DUPLICATE if outcome.duplicate else IngestStatus.IMPORTED,
-        id=outcome.group_id,
-        reason=f"duplicate of image group {outcome.group_id}" if outcome.duplicate else None,
-        frame_ids=tuple(f for f in outcome.frame_ids if f is not None), title=outcome.title)
+def duplicate_image(path: str, copy: Copy, outcome: GroupOutcome) -> IngestResult:
+    """The result of an image whose bytes are stored already (as ``copy``)."""
+    return IngestResult(path=path, kind=ItemKind.IMAGE, status=IngestStatus.DUPLICATE,
+                        id=copy.group_id, reason=copy.describe(), frame_ids=(copy.frame_id,),
+                        title=outcome.title if copy.group_id == outcome.group_id else None)
+
+
+def group_result(path: str, outcome: GroupOutcome,
+                 members: list[Member] | tuple[()] = ()) -> list[IngestResult]:
+    """The group's result, then one duplicate result per member stored before (named by its
+    ``result_path`` or label).  No group result when every member was stored before."""
+    if outcome.duplicate:
+        return [IngestResult(
+            path=path, kind=ItemKind.IMAGE_GROUP, status=IngestStatus.DUPLICATE,
+            id=outcome.group_id, reason=f"duplicate of image group {outcome.group_id}",
+            frame_ids=tuple(f for f in outcome.frame_ids if f is not None), title=outcome.title)]
+    results = []
+    if outcome.group_id is not None:
+        results.append(IngestResult(
+            path=path, kind=ItemKind.IMAGE_GROUP, status=IngestStatus.IMPORTED,
+            id=outcome.group_id, title=outcome.title,
+            frame_ids=tuple(f for k, f in enumerate(outcome.frame_ids)
+                            if f is not None and outcome.copy_of(k) is None)))
+    for k, member in enumerate(members):
+        copy = outcome.copy_of(k)
+        if copy is not None:
+            results.append(duplicate_image(member.result_path or member.label, copy, outcome))
+    return results
 
 
 def ingest_folder(con: duckdb.DuckDBPyConnection, settings: Settings, item: Input, *,
-                  user: str | None, writes: Writes, progress: Progress) -> IngestResult:
+                  user: str | None, writes: Writes, progress: Progress) -> list[IngestResult]:
     files = sorted((p for p in item.path.iterdir()
                     if p.is_file() and not p.name.startswith(".")
                     and p.suffix.lower() in media.IMAGE_EXTENSIONS),
@@ -219,4 +283,4 @@ def ingest_folder(con: duckdb.DuckDBPyConnection, settings: Settings, item: Inpu
     prepare(members, writes, lenient=False, progress=progress)
     outcome = store_group(con, settings, members, title=item.name, source="folder", user=user,
                           writes=writes)
-    return group_result(item.given, outcome)
+    return group_result(item.given, outcome, members)

@@ -162,14 +162,14 @@ def ingest_manifest(con: duckdb.DuckDBPyConnection, settings: Settings, item: In
         if skip and (dup := _already_registered(con, urls[0], ItemKind.IMAGE_GROUP)) is not None:
             return [dup]
         paths = [_resolve(u, base, label, item.roots) for u in urls]
-        members = [Member(source=p, name=safe_name(p.name), label=f"{label}: {u}",
+        members = [Member(source=p, name=safe_name(p.name), label=f"{label}: {u}", result_path=u,
                           frame_number=n) for n, (p, u) in enumerate(zip(paths, urls))]
         prepare(members, writes, lenient=False, progress=lambda f, m: None)
         meta.setdefault("objectUrls", urls)
         outcome = store_group(con, settings, members, title=_entry_title(entry, f"{stem} {i + 1}"),
                               source="manifest", user=user, writes=writes,
                               client_metadata=meta, source_url=urls[0])
-        return [group_result(urls[0], outcome)]
+        return group_result(urls[0], outcome, members)
 
     each(videos, "videos", "video", "objectUrl", ItemKind.VIDEO, video_entry)
 

@@ -155,7 +155,7 @@ def _unpack(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, *, name: s
 
 def ingest_zip(con: duckdb.DuckDBPyConnection, settings: Settings, item: Input, *,
                user: str | None, writes: Writes, limits: ZipLimits,
-               progress: Progress) -> IngestResult:
+               progress: Progress) -> list[IngestResult]:
     title = Path(item.name).stem
     sha = media.sha256_file(item.path)
     existing = store.find_group_by_sha(con, sha)
@@ -210,5 +210,5 @@ def ingest_zip(con: duckdb.DuckDBPyConnection, settings: Settings, item: Input, 
     prepare(members, writes, lenient=False, progress=lambda f, m: progress(0.3 + 0.7 * f, m))
     outcome = store_group(con, settings, members, title=title, source="zip", user=user,
                           writes=writes, sha256=sha)
-    return group_result(item.given, outcome)
+    return group_result(item.given, outcome, members)
 

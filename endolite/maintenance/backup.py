@@ -81,15 +81,9 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def _copy(source: Path, target: Path) -> int:
     """Copy one file through a temporary name beside the target; returns its size."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{target.name}")
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target.stat().st_size
+    from endolite.media import copy_file_atomic
+
+    return copy_file_atomic(source, target).stat().st_size
 
 
 def _table_counts(cur: duckdb.DuckDBPyConnection, database: str) -> dict[str, int]:

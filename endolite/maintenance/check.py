@@ -157,16 +157,6 @@ def _changed_at(path: Path) -> float:
     return newest
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --- check ------------------------------------------------------------------------------------
 
 def check(con: duckdb.DuckDBPyConnection, settings: Settings, *, grace_s: float = LIVE_GRACE_S,
@@ -177,6 +167,7 @@ def check(con: duckdb.DuckDBPyConnection, settings: Settings, *, grace_s: float 
     with its row's RLE (False: existence only).  ``grace_s``: see the module docstring (0 when
     nothing else in this process writes).  Reads only; never changes a row or a file.
     """
+    from endolite.media import sha256_file
     from endolite.storage import jobs as job_store
 
     now = time.time()
@@ -193,7 +184,7 @@ def check(con: duckdb.DuckDBPyConnection, settings: Settings, *, grace_s: float 
                 problems.append(Problem(ProblemKind.FRAME_MISSING, rel,
                                         f"frame {frame_id}: the file is missing (extract the frames "
                                         "again or restore a backup)", frame_id))
-            elif hashes and rel == hashed and _sha256(file) != sha:
+            elif hashes and rel == hashed and sha256_file(file) != sha:
                 problems.append(Problem(ProblemKind.FRAME_CHANGED, rel,
                                         f"frame {frame_id}: the file's sha256 differs from the "
                                         "database's (changed on disk)", frame_id))
@@ -297,9 +288,9 @@ def repair(con: duckdb.DuckDBPyConnection, settings: Settings, report: CheckRepo
     files that are missing or changed are left for a person (re-extract, restore a backup).
     A file that cannot be removed or written gets a "could not" line instead.
     """
-    from endolite.media import write_bytes_atomic
     from endolite import masks as rle
     from endolite.jobs import recover_jobs
+    from endolite.media import write_bytes_atomic
 
     done: list[str] = []
     cur = con.cursor()
@@ -313,14 +304,8 @@ def repair(con: duckdb.DuckDBPyConnection, settings: Settings, report: CheckRepo
             if p.path_or_id in refs:
                 continue
             file = settings.absolute(p.path_or_id)
-            try:
-                file.unlink()
-            except FileNotFoundError:
+            if not _remove(file, f"orphaned file {p.path_or_id}", p.detail, done):
                 continue
-            except OSError as exc:
-                done.append(f"could not remove orphaned file {p.path_or_id}: {exc.strerror or exc}")
-                continue
-            done.append(f"removed orphaned file {p.path_or_id} ({p.detail})")
             parent = file.parent
             while parent not in keep_dirs and settings.data_dir in parent.parents:
                 try:
@@ -336,17 +321,7 @@ def repair(con: duckdb.DuckDBPyConnection, settings: Settings, report: CheckRepo
         entry = settings.absolute(p.path_or_id)
         if entry.parent != settings.tmp_dir:             # only ever inside tmp/
             continue
-        try:
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            done.append(f"could not remove {p.path_or_id}: {exc.strerror or exc}")
-            continue
-        done.append(f"removed {p.path_or_id} ({p.detail})")
+        _remove(entry, p.path_or_id, p.detail, done)
 
     mask_ids = [p.record_id for p in todo
                 if p.kind in (ProblemKind.MASK_PNG_MISSING, ProblemKind.MASK_PNG_DIFFERS)]
@@ -363,6 +338,22 @@ def repair(con: duckdb.DuckDBPyConnection, settings: Settings, report: CheckRepo
         for job in recover_jobs(cur):
             done.append(f"marked job {job.id} ({job.kind}) failed: {job.message}")
     return done
+
+
+def _remove(entry: Path, what: str, why: str, done: list[str]) -> bool:
+    """Remove a file, link or folder tree; say so (or why not) in ``done``.  True if removed."""
+    try:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        done.append(f"could not remove {what}: {exc.strerror or exc}")
+        return False
+    done.append(f"removed {what} ({why})")
+    return True
 
 
 __all__ = ["CheckReport", "LIVE_GRACE_S", "Problem", "ProblemKind", "REPAIRABLE", "check", "repair"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -273,3 +275,43 @@ def test_backup_while_another_thread_saves_masks(con, settings, filled, tmp_path
     assert restored.tables["masks"] == result.tables["masks"]
     pngs = list((tmp_path / "restored" / "masks").rglob("*.png"))
     assert len(pngs) == result.tables["masks"]
+
+
+# --- the CLI ----------------------------------------------------------------------------------
+
+def cli(data: Path, *args) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("ENDOLITE_DATA", "ENDOLITE_USER")}
+    return subprocess.run([sys.executable, "-m", "endolite.cli", "--data", str(data), *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_cli_check_repair_backup_restore(con, settings, filled, tmp_path):
+    orphan = settings.frames_dir / "video_1" / "frame_5555.jpg"
+    orphan.write_bytes(b"x")
+    con.close()
+    r = cli(settings.data_dir, "check")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "orphan_file       frames/video_1/frame_5555.jpg" in r.stdout
+    assert "1 problem(s)" in r.stdout and "endolite check --repair" in r.stdout
+    for argv in (["--json", "check"], ["check", "--json"]):      # --json before or after
+        r = subprocess.run([sys.executable, "-m", "endolite.cli", "--data", str(settings.data_dir),
+                            *argv], capture_output=True, text=True, timeout=120)
+        doc = json.loads(r.stdout)
+        assert r.returncode == 1 and doc["ok"] is False
+        assert [p["path_or_id"] for p in doc["problems"]] == ["frames/video_1/frame_5555.jpg"]
+    r = cli(settings.data_dir, "check", "--repair")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "repaired: removed orphaned file frames/video_1/frame_5555.jpg" in r.stdout
+    assert r.stdout.rstrip().splitlines()[-1].startswith("ok: the database and data/ agree")
+    assert not orphan.exists()
+
+    r = cli(settings.data_dir, "backup", tmp_path / "bk")
+    assert r.returncode == 0 and r.stdout.startswith(f"backup in {tmp_path / 'bk'}"), r.stderr
+    r = cli(settings.data_dir, "backup", tmp_path / "bk")
+    assert r.returncode == 2 and r.stderr.startswith("error: backup destination") and "not empty" in r.stderr
+    r = cli(tmp_path / "restored", "restore", tmp_path / "bk")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ok: the database and data/ agree" in r.stdout
+    assert files_of(tmp_path / "restored") == files_of(settings.data_dir)
+    r = cli(tmp_path / "restored", "restore", tmp_path / "bk")
+    assert r.returncode == 2 and "is not empty" in r.stderr and "Traceback" not in r.stderr

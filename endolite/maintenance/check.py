@@ -340,6 +340,31 @@ def repair(con: duckdb.DuckDBPyConnection, settings: Settings, report: CheckRepo
     return done
 
 
+@dataclass(frozen=True)
+class CheckRun:
+    """``check``, and with ``fix`` also ``repair`` and a second ``check``."""
+
+    report: CheckReport                    # before any repair
+    repaired: tuple[str, ...] = ()         # what repair did, one line each
+    after: CheckReport | None = None       # the check after repairing (None without fix)
+
+    @property
+    def final(self) -> CheckReport:
+        return self.after if self.after is not None else self.report
+
+
+def run_check(con: duckdb.DuckDBPyConnection, settings: Settings, *, fix: bool = False,
+              grace_s: float = LIVE_GRACE_S, hashes: bool = True) -> CheckRun:
+    """Check; with ``fix`` repair what is safe and check again.  The one entry the CLI and the
+    admin page call (``final.ok``: nothing is left to fix)."""
+    report = check(con, settings, grace_s=grace_s, hashes=hashes)
+    if not fix or not report.repairable:
+        return CheckRun(report=report, after=report if fix else None)
+    done = repair(con, settings, report)
+    return CheckRun(report=report, repaired=tuple(done),
+                    after=check(con, settings, grace_s=grace_s, hashes=hashes))
+
+
 def _remove(entry: Path, what: str, why: str, done: list[str]) -> bool:
     """Remove a file, link or folder tree; say so (or why not) in ``done``.  True if removed."""
     try:
@@ -356,4 +381,5 @@ def _remove(entry: Path, what: str, why: str, done: list[str]) -> bool:
     return True
 
 
-__all__ = ["CheckReport", "LIVE_GRACE_S", "Problem", "ProblemKind", "REPAIRABLE", "check", "repair"]
+__all__ = ["CheckReport", "CheckRun", "LIVE_GRACE_S", "Problem", "ProblemKind", "REPAIRABLE", "check",
+           "repair", "run_check"]

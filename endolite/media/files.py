@@ -1,0 +1,61 @@
+"""Content hashes (sha256) and atomic file writes (a temporary name beside the target, then
+os.replace: a crash never leaves a half file under a real name)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- atomic writes ----------------------------------------------------------------------------
+
+def _temp_beside(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to a temporary name beside ``target`` and os.replace it into place."""
+    target = Path(target)
+    tmp = _temp_beside(target)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def copy_file_atomic(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Copy ``source`` to ``target`` through a temporary name (a crash leaves no half file)."""
+    import shutil
+
+    target = Path(target)
+    tmp = _temp_beside(target)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -325,17 +327,91 @@ def test_zip_without_csv_and_with_clashing_names(con, settings, tmp_path):
     path = tmp_path / "two cams.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("left/img00000001.png", png_bytes(1))
-        zf.writestr("right/img00000002.png", png_bytes(2))
-        zf.writestr("right/img00000003.png", png_bytes(3))
+        zf.writestr("right/img00000001.png", png_bytes(2))     # numbers repeat per camera
+        zf.writestr("right/img00000002.png", png_bytes(3))
         zf.writestr("left/frame.png", png_bytes(4))
         zf.writestr("right/frame.png", png_bytes(5))
     [result] = run(con, settings, [path])
     assert result.status == IMPORTED, result.reason
     frames = store.frames_of(con, group_id=result.id)
     assert not any(f.is_context for f in frames)
+    assert [f.frame_number for f in frames] == [0, 1, 2, 3, 4]    # natural name order
     names = [Path(f.original_path).name for f in frames]
     assert sorted(f.original_name for f in frames).count("frame.png") == 2
-    assert len(set(names)) == 5 and "frame_2.png" in names
+    assert len(set(names)) == 5 and "frame_2.png" in names and "img00000001_2.png" in names
+
+
+def labeling_numbers(con, group_id: int) -> list[int]:
+    return [f.frame_number for f in store.frames_of(con, group_id=group_id, include_context=False)]
+
+
+@pytest.mark.parametrize("csv_text, expected", [
+    (pd.Series(["img00000003.png", "img00000005.png"]).to_csv(index=False), [3, 5]),   # "0" header
+    (pd.Series(["img00000003.png"]).to_csv(), [3]),                     # ",0" header + index
+    (pd.Series([2, 4]).to_csv(index=False), [2, 4]),                    # "0" header, numbers
+    ("7\nimg00000003.png\n", [3]),                                     # a number over names
+    ("5\n1\n", [1, 5]),                                                # no header: numbers
+    ("frames\n0\n3\n", [0, 3]),                                        # frame 0 under a header
+])
+def test_selected_frames_numeric_header_is_no_frame(con, settings, tmp_path, csv_text, expected):
+    path = lp_zip(tmp_path / "lp.zip", list(range(8)), folder="", csv_text=csv_text)
+    [result] = run(con, settings, [path])
+    assert result.status == IMPORTED, result.reason
+    assert labeling_numbers(con, result.id) == expected
+
+
+def test_stray_unnumbered_image_is_skipped_not_renumbering(con, settings, tmp_path):
+    path = lp_zip(tmp_path / "lp.zip", [10, 11, 12, 13], csv_text="img00000012.png\n",
+                  extra={"subject023_session0/cover.png": png_bytes(99)})
+    group, stray = run(con, settings, [path])
+    assert group.status == IMPORTED
+    assert [f.frame_number for f in store.frames_of(con, group_id=group.id)] == [10, 11, 12, 13]
+    assert labeling_numbers(con, group.id) == [12]
+    assert (stray.status, stray.kind, stray.path) == (REJECTED, ItemKind.IMAGE, "lp.zip: subject023_session0/cover.png")
+    assert stray.reason.startswith("lp.zip: subject023_session0/cover.png has no frame number")
+    assert "skipped" in stray.reason
+
+    listed = lp_zip(tmp_path / "listed.zip", [1, 2, 3], folder="", csv_text="cover.png\n",
+                    extra={"cover.png": png_bytes(98)})
+    [result] = run(con, settings, [listed])
+    assert result.status == REJECTED
+    assert result.reason == "listed.zip: selected_frames.csv lists 'cover.png', which has no frame number in its name"
+
+    mostly_unnumbered = tmp_path / "stills.zip"                 # no LP layout: natural order
+    with zipfile.ZipFile(mostly_unnumbered, "w") as zf:
+        for name, seed in [("polyp b.png", 60), ("polyp a.png", 61), ("scan 12.png", 62)]:
+            zf.writestr(name, png_bytes(seed))
+    [result] = run(con, settings, [mostly_unnumbered])
+    frames = store.frames_of(con, group_id=result.id)
+    assert [(f.frame_number, f.original_name) for f in frames] == [
+        (0, "polyp a.png"), (1, "polyp b.png"), (2, "scan 12.png")]
+
+
+def test_zip_with_symlink_encrypted_or_too_many_members_is_rejected(con, settings, tmp_path):
+    link = tmp_path / "link.zip"
+    with zipfile.ZipFile(link, "w") as zf:
+        zf.writestr("img00000001.png", png_bytes(1))
+        info = zipfile.ZipInfo("img00000002.png")
+        info.create_system = 3
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "/etc/passwd")
+    locked = tmp_path / "locked.zip"
+    with zipfile.ZipFile(locked, "w") as zf:
+        zf.writestr("img00000001.png", png_bytes(1))
+    raw = bytearray(locked.read_bytes())                     # set the "encrypted" flag bit
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = raw.find(signature) + offset
+        raw[at] |= 0x1
+    locked.write_bytes(bytes(raw))
+    many = lp_zip(tmp_path / "many.zip", list(range(5)))
+    results = run(con, settings, [link, locked]) + run(con, settings, [many],
+                                                       zip_limits=ZipLimits(max_members=3))
+    assert [r.status for r in results] == [REJECTED] * 3
+    assert results[0].reason == ("link.zip: member 'img00000002.png' is a symbolic link; "
+                                 "zips with links are refused")
+    assert results[1].reason == "locked.zip: member 'img00000001.png' is encrypted"
+    assert results[2].reason.startswith("many.zip: 5 members, over the 3 limit")
+    assert data_files(settings) == [] and count(con, "frames") == 0
 
 
 @pytest.mark.parametrize("member", ["../escape.png", "/abs/escape.png", "a/../../escape.png"])

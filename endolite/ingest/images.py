@@ -3,7 +3,9 @@ group (zips and manifests too) goes through.
 
 Originals are kept byte-for-byte at ``frames/group_<gid>/<original name>``; formats a browser
 cannot show (bmp, tif) also get ``frames/group_<gid>/frame_<fid>.png``, which ``frame.path``
-points to.  A group is deduplicated by content hash.
+points to.  Deduplication is by content hash: a group whose hash is stored already is a
+duplicate as a whole, and an image whose bytes are in any stored frame (or earlier in the same
+batch) is not stored again but reported as a duplicate of that frame.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from endolite import auth
 from endolite.allocator import keep_large_allocations
 from endolite.errors import EndoliteError
 from endolite.records import Role
+from endolite.services import users as user_service
 
 st.set_page_config(page_title="endolite", page_icon=":material/biotech:", layout="wide")
 
@@ -16,67 +17,80 @@ st.set_page_config(page_title="endolite", page_icon=":material/biotech:", layout
 def setup_page() -> None:
     st.title("Welcome to endolite")
     st.write("This data directory is new. Enter the one-time setup code the server printed to "
-             "its console, then choose the administrator's name and password.")
+             "its console when it started (`endolite setup-code` prints it too), then choose the "
+             "administrator's name and password.")
     with st.form("setup"):
         code = st.text_input("Setup code", key="setup_code")
         name = st.text_input("Administrator name", key="setup_name")
         password = st.text_input("Password", type="password", key="setup_password")
         if st.form_submit_button("Create administrator"):
             try:
-                user = auth.create_first_admin(ui.cursor(), ui.settings(), code=code, name=name,
-                                               password=password)
+                user = user_service.create_first_admin(ui.cursor(), ui.settings(), code=code,
+                                                       name=name, password=password)
             except EndoliteError as exc:
-                st.error(str(exc))
+                st.error(ui.md(exc))
             else:
-                st.session_state["user"] = user
+                ui.sign_in(user)
                 st.rerun()
 
 
 def login_page() -> None:
     st.title("endolite — log in")
+    if notice := st.session_state.pop("session_notice", None):
+        st.info(notice)
     with st.form("login"):
         name = st.text_input("User name", key="login_name")
         password = st.text_input("Password", type="password", key="login_password")
         if st.form_submit_button("Log in"):
             try:
-                st.session_state["user"] = auth.authenticate(ui.cursor(), name, password)
+                user = user_service.login(ui.cursor(), name, password, client=ui.client_address())
             except EndoliteError as exc:
-                st.error(str(exc))
+                st.error(ui.md(exc))
             else:
+                ui.sign_in(user)
                 st.rerun()
+
+
+# (file, title, icon, section, roles allowed; None = everyone signed in)
+PAGES = [
+    ("pages/library.py", "Library", ":material/photo_library:", "Data", None),
+    ("pages/upload.py", "Upload", ":material/upload:", "Data", None),
+    ("pages/extract.py", "Extract frames", ":material/movie:", "Data", (Role.ADMIN, Role.LEAD)),
+    ("pages/annotate.py", "Annotate", ":material/draw:", "Annotation", None),
+    ("pages/frame_labels.py", "Frame labels & segments", ":material/timeline:", "Annotation", None),
+    ("pages/labels.py", "Labels", ":material/label:", "Annotation", None),
+    ("pages/benchmark.py", "Benchmark", ":material/leaderboard:", "Quality", (Role.ADMIN, Role.LEAD)),
+    ("pages/audit.py", "Audit log", ":material/policy:", "Quality", (Role.ADMIN, Role.LEAD)),
+    ("pages/users.py", "Users", ":material/group:", "Admin", (Role.ADMIN,)),
+    ("pages/admin.py", "Settings & backup", ":material/settings:", "Admin", (Role.ADMIN,)),
+    ("pages/account.py", "My account", ":material/person:", "Account", None),
+]
+
+
+def gate(show, title: str) -> None:
+    """Before login only ``show`` runs, with no page list in the sidebar."""
+    st.navigation([st.Page(show, title=title)], position="hidden").run()
 
 
 def main() -> None:
     con = ui.cursor()
     if auth.needs_setup(con):
         ui.announce_setup_code()
-        setup_page()
+        gate(setup_page, "Set up")
         return
     user = ui.current_user()
     if user is None:
-        login_page()
+        gate(login_page, "Log in")
         return
     with st.sidebar:
-        st.caption(f"Signed in as **{user.name}** ({user.role})")
-        if st.button("Log out"):
-            st.session_state.pop("user", None)
+        st.caption(f"Signed in as **{ui.md(user.name)}** ({user.role})")
+        if st.button("Log out", key="logout"):
+            ui.sign_out()
             st.rerun()
-    pages = {
-        "Data": [
-            st.Page("pages/library.py", title="Library", icon=":material/photo_library:", default=True),
-            st.Page("pages/upload.py", title="Upload", icon=":material/upload:"),
-            st.Page("pages/extract.py", title="Extract frames", icon=":material/movie:"),
-        ],
-        "Annotation": [
-            st.Page("pages/annotate.py", title="Annotate", icon=":material/draw:"),
-            st.Page("pages/frame_labels.py", title="Frame labels & segments", icon=":material/timeline:"),
-            st.Page("pages/labels.py", title="Labels", icon=":material/label:"),
-        ],
-    }
-    if user.role in (Role.ADMIN, Role.LEAD):
-        pages["Quality"] = [st.Page("pages/benchmark.py", title="Benchmark", icon=":material/leaderboard:")]
-    if user.role == Role.ADMIN:
-        pages["Admin"] = [st.Page("pages/users.py", title="Users", icon=":material/group:")]
+    pages: dict[str, list] = {}
+    for i, (path, title, icon, section, roles) in enumerate(PAGES):
+        if roles is None or user.role in roles:
+            pages.setdefault(section, []).append(st.Page(path, title=title, icon=icon, default=i == 0))
     st.navigation(pages).run()
 
 

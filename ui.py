@@ -27,13 +27,18 @@ def _connection_for(data_dir: str):
 
 
 @st.cache_resource(show_spinner=False)
-def _announce_setup_code(data_dir: str) -> str:
+def _ensure_setup_code(data_dir: str) -> str:
+    """The setup code exists (``endolite serve`` made and printed it at start; a dashboard
+    started some other way makes it here and prints it once)."""
     from endolite import auth
 
-    code = auth.ensure_setup_code(Settings(Path(data_dir)))
-    print(f"\n  endolite: fresh data directory {data_dir}\n"
-          f"  one-time setup code for the first admin account: {code}\n"
-          f"  (also in {Settings(Path(data_dir)).setup_code_path})\n", flush=True)
+    settings_ = Settings(Path(data_dir))
+    existed = settings_.setup_code_path.exists()
+    code = auth.ensure_setup_code(settings_)
+    if not existed:
+        print(f"\n  endolite: fresh data directory {data_dir}\n"
+              f"  one-time setup code for the first admin account: {code}\n"
+              f"  (also in {settings_.setup_code_path})\n", flush=True)
     return code
 
 
@@ -47,11 +52,78 @@ def cursor():
 
 
 def announce_setup_code() -> None:
-    _announce_setup_code(str(settings().data_dir))
+    _ensure_setup_code(str(settings().data_dir))
+
+
+def client_address() -> str:
+    """The browser's address as the server sees it (the proxy's, behind a reverse proxy)."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001 - AppTest and bare mode have no request context
+        return "unknown"
+    return address if isinstance(address, str) and address else "unknown"
+
+
+def sign_in(user: User) -> None:
+    """Start a fresh session for ``user``: nothing of a previous user's session survives."""
+    st.session_state.clear()
+    st.session_state["user_id"] = user.id
+    st.session_state["user_seen"] = None
+
+
+def sign_out(*, reason: str = "logout") -> None:
+    """End the session: every key goes (undo, selections, previews), the audit log says why."""
+    from endolite.services import users as user_service
+
+    user_id = st.session_state.get("user_id")
+    if user_id is not None:
+        try:
+            from endolite.storage import users as store
+
+            user_service.logout(cursor(), store.get(cursor(), user_id), reason=reason)
+        except Exception:  # noqa: BLE001 - a deleted account still ends its session
+            pass
+    st.session_state.clear()
 
 
 def current_user() -> User | None:
-    return st.session_state.get("user")
+    """The signed-in user as the database has them now (re-read on every rerun: a deactivated
+    or demoted user loses access at the next click); None after the idle timeout."""
+    from endolite.services import users as user_service
+
+    user_id = st.session_state.get("user_id")
+    if user_id is None:
+        return None
+    con = cursor()
+    user = user_service.session_user(con, user_id, last_seen=st.session_state.get("user_seen"))
+    if user is None:
+        sign_out(reason="session_ended")
+        st.session_state["session_notice"] = ("Your session ended (idle too long, or the account "
+                                              "was deactivated). Please log in again.")
+        return None
+    st.session_state["user_seen"] = user_service.now(con)
+    return user
+
+
+def ctx():
+    """The service context of this rerun: cursor, settings and the signed-in user as actor."""
+    from endolite.services import Actor, Ctx
+
+    user = require_user()
+    return Ctx(con=cursor(), settings=settings(), actor=Actor.of(user), client=client_address())
+
+
+def md(text: object) -> str:
+    """``text`` escaped for Streamlit markdown: HTML, markdown and :directives: display as typed."""
+    out = []
+    for ch in str(text):
+        if ch in "\\`*_{}[]()#+-.!|<>~$:&\"'=":
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("  \n")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def require_user(*roles: Role) -> User:
@@ -72,7 +144,7 @@ def reported_errors():
     try:
         yield
     except EndoliteError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
 
 
 def frame_grid(frames, *, columns: int = 6, key: str = "grid") -> None:
@@ -126,7 +198,7 @@ def frame_navigator(frames, *, key: str):
     st.session_state[state_key] = index
     frame = frames[index]
     name = frame.original_name or f"frame #{frame.frame_number}"
-    pos.markdown(f"**{index + 1} / {len(frames)}** — {name} (id {frame.id})"
+    pos.markdown(f"**{index + 1} / {len(frames)}** — {md(name)} (id {frame.id})"
                  + (" · context frame" if frame.is_context else ""))
     return frame
 
@@ -159,21 +231,28 @@ def embedding(frame):
 
 
 def start_propagation(mask_id: int, *, direction: str, to_frame_id: int | None):
-    """Run annotate.propagate_mask as a background job of the signed-in user; returns the Job."""
-    from endolite import annotate, jobs
+    """Run services.masks.propagate as a background job of the signed-in user; returns the Job.
+    The role is checked before the job starts (and again in the job)."""
+    from dataclasses import replace
 
-    user = require_user()
+    from endolite import jobs
+    from endolite.services import Action
+    from endolite.services import masks as mask_service
+    from endolite.storage import annotations as store
+
+    here = ctx()
+    here.check(Action.MASK_PROPAGATE, owners=[store.get_mask(here.con, mask_id).annotator])
     data = settings()
 
     def work(cur, progress):
-        made = annotate.propagate_mask(cur, data, mask_id, direction=direction, to_frame_id=to_frame_id,
-                                       annotator=user.name, progress=progress)
+        made = mask_service.propagate(replace(here, con=cur), mask_id, direction=direction,
+                                      to_frame_id=to_frame_id, progress=progress)
         return {"made": len(made), "flagged": sum(m.flagged for m in made),
                 "mask_ids": [m.id for m in made]}
 
     return jobs.start(_connection_for(str(data.data_dir)), "propagate", work,
                       params={"mask_id": mask_id, "direction": direction, "to_frame_id": to_frame_id},
-                      created_by=user.name)
+                      created_by=here.actor.name)
 
 
 def link_to(page: str, label: str, icon: str | None = None) -> None:
@@ -192,7 +271,10 @@ def start_precompute(frames, *, around: int):
     from endolite.media import read_image
     from endolite.segment.sam import FrameToEmbed, precompute
 
-    user = require_user()
+    from endolite.services import Action
+
+    here = ctx()
+    here.check(Action.EMBED_PRECOMPUTE)
     data, engine = settings(), segmenter()
     items = [FrameToEmbed(key=f.sha256, index=f.frame_number,
                           load=lambda p=str(data.absolute(f.path)): read_image(p)) for f in frames]
@@ -204,4 +286,4 @@ def start_precompute(frames, *, around: int):
         return {"computed": result.computed, "cached": result.cached, "failed": len(result.failed)}
 
     return jobs.start(_connection_for(str(data.data_dir)), "embed", work,
-                      params={"frames": len(items), "around": around}, created_by=user.name)
+                      params={"frames": len(items), "around": around}, created_by=here.actor.name)

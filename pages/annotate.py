@@ -14,6 +14,9 @@ from endolite import annotate, canvas
 from endolite import masks as rle
 from endolite.benchmark import service as bench
 from endolite.records import JobStatus, MaskSource, ShapeKind
+from endolite.services import Action
+from endolite.services import benchmarks as bench_service
+from endolite.services import masks as mask_service
 from endolite.storage import annotations, benchmarks, jobs, labels, media
 
 TOOLS = {"+ point": "point", "− point": "point", "box": "rect", "polygon": "polygon",
@@ -22,10 +25,10 @@ CANVAS_WIDTH = 640
 
 user = ui.require_user()
 st.title("Annotate")
-con, settings = ui.cursor(), ui.settings()
+ctx = ui.ctx()
+con, settings = ctx.con, ctx.settings
 engine = ui.segmenter()
-st.caption("Segmentation engine: " + engine.description.replace("$", "\\$"))
-undo_stack: list[tuple[str, list[int], list[int]]] = st.session_state.setdefault("ann_undo", [])
+st.caption("Segmentation engine: " + ui.md(engine.description))
 
 # --- which frames -----------------------------------------------------------------------------
 queue = bench.tasks_for(con, user.name)
@@ -86,8 +89,8 @@ tool_col, label_col, size_col = st.columns([3, 2, 1])
 tool_name = tool_col.segmented_control("Tool", list(TOOLS), default="+ point", key="ann_tool") or "+ point"
 label = label_col.selectbox("Label", mask_labels, key="ann_label", format_func=lambda lb: lb.name)
 brush = size_col.number_input("Brush px", 2, 200, 20, key="ann_brush")
-label_col.markdown(f"<span style='color:{label.color}'>■</span> {label.name} ({label.kind})",
-                   unsafe_allow_html=True)
+label_col.markdown(f"<span style='color:{label.color}'>■</span> {ui.md(label.name)} ({label.kind})",
+                   unsafe_allow_html=True)      # colour is validated #rrggbb; the name is escaped
 
 # --- masks on this frame ----------------------------------------------------------------------
 shown_masks = annotations.masks_of(con, frame_ids=[frame.id], annotator=user.name if blind else None)
@@ -124,19 +127,12 @@ def reset_canvas() -> None:
     st.session_state.pop("ann_prompt_sig", None)
 
 
-def remember(kind: str, added: list[int], removed: list[int]) -> None:
-    undo_stack.append((kind, added, removed))
-    del undo_stack[:-50]
-
-
 def save(mask: np.ndarray, *, source: MaskSource, kind: ShapeKind, prompt: dict) -> None:
     with ui.reported_errors():
-        saved = annotate.save_mask(con, settings, annotate.NewMask(frame.id, mask, source=source, kind=kind,
-                                                                   prompt=prompt),
-                                   label=label, annotator=user.name)
-        remember("add", [saved.id], [])
+        mask_service.save(ctx, annotate.NewMask(frame.id, mask, source=source, kind=kind, prompt=prompt),
+                          label=label)
         if task is not None:
-            bench.start(con, task.benchmark_id, user.name, frame.id)
+            bench_service.start_task(ctx, task.benchmark_id, frame.id)
         reset_canvas()
         st.rerun()
 
@@ -180,29 +176,30 @@ with right:
                                                                  key="ann_save_brush"):
             save(stroke, source=MaskSource.MANUAL, kind=ShapeKind.MASK, prompt={"brush_px": int(brush)})
         if tool_name == "eraser":
-            own = [m for m in shown_masks if m.annotator == user.name]
+            own = [m for m in shown_masks if ctx.may(Action.MASK_EDIT, owners=[m.annotator])]
             target = st.selectbox("Erase from", own, key="ann_erase_target",
-                                  format_func=lambda m: f"{m.id}: {m.label}") if own else None
+                                  format_func=lambda m: f"{m.id}: {m.label} ({m.annotator})") if own else None
             if target is not None and stroke.any() and st.button("Erase", key="ann_erase"):
                 with ui.reported_errors():
-                    new_id = annotate.replace_mask(con, settings, target.id,
-                                                   annotate.load_mask(target) & ~stroke, by=user.name)
-                    remember("replace", [new_id] if new_id else [], [target.id])
+                    mask_service.edit(ctx, target.id, annotate.load_mask(target) & ~stroke,
+                                      version=target.version)
                     reset_canvas()
                     st.rerun()
     if st.button("Clear prompt", key="ann_clear", shortcut="x"):
         reset_canvas()
         st.rerun()
-    if undo_stack and st.button(f"Undo ({undo_stack[-1][0]})", key="ann_undo_btn", shortcut="u"):
-        kind, added, removed = undo_stack.pop()
-        annotate.delete_masks(con, added, by=user.name, reason="undo") if added else None
-        annotate.restore_masks(con, removed, by=user.name) if removed else None
-        st.rerun()
+    last = mask_service.undoable(ctx, frame.id)      # the signed-in user's own last action here
+    if last is not None and st.button(f"Undo ({last.action})", key="ann_undo_btn", shortcut="u",
+                                      help="Undo your own last mask action on this frame"):
+        with ui.reported_errors():
+            mask_service.undo(ctx, frame.id)
+            st.rerun()
     if task is not None:
         st.markdown(f"**Benchmark task** ({task.status})")
         if st.button("Mark task complete", key="ann_task_done"):
-            bench.complete(con, task.benchmark_id, user.name, frame_ids=[frame.id])
-            st.rerun()
+            with ui.reported_errors():
+                bench_service.complete(ctx, task.benchmark_id, frame_ids=[frame.id])
+                st.rerun()
 
 # --- mask list --------------------------------------------------------------------------------
 st.subheader(f"Masks on this frame ({len(shown_masks)})")
@@ -210,15 +207,15 @@ for m in shown_masks:
     c1, c2, c3, c4 = st.columns([4, 1, 1, 1])
     conf = "" if m.confidence is None else f" · conf {m.confidence:.2f}"
     flag = " · flagged for review" if m.flagged else ""
-    c1.markdown(f"<span style='color:{m.color}'>■</span> **{m.label}** #{m.id} · {m.kind} · {m.source} · "
-                f"{m.annotator} · {m.area} px{conf}{flag}", unsafe_allow_html=True)
+    c1.markdown(f"<span style='color:{m.color}'>■</span> **{ui.md(m.label)}** #{m.id} · {m.kind} · "
+                f"{m.source} · {ui.md(m.annotator)} · {m.area} px{conf}{flag}", unsafe_allow_html=True)
     shown = c2.checkbox("show", value=m.id not in hidden, key=f"ann_vis_{m.id}")
     (hidden.discard if shown else hidden.add)(m.id)
-    if c3.button("Delete", key=f"ann_del_{m.id}"):
-        annotate.delete_masks(con, [m.id], by=user.name)
-        remember("delete", [], [m.id])
-        st.rerun()
-    if c4.button("Propagate", key=f"ann_prop_{m.id}"):
+    if ctx.may(Action.MASK_DELETE, owners=[m.annotator]) and c3.button("Delete", key=f"ann_del_{m.id}"):
+        with ui.reported_errors():
+            mask_service.delete(ctx, [m.id], versions={m.id: m.version})
+            st.rerun()
+    if ctx.may(Action.MASK_PROPAGATE, owners=[m.annotator]) and c4.button("Propagate", key=f"ann_prop_{m.id}"):
         st.session_state["ann_propagate"] = m.id
 
 prop_id = st.session_state.get("ann_propagate")
@@ -231,9 +228,11 @@ if prop_id and any(m.id == prop_id for m in shown_masks):
                              format_func=lambda f: "the end" if f is None else
                              f"{f.id}: #{f.frame_number} {f.original_name or ''}")
         if st.form_submit_button("Start propagation", type="primary"):
-            job = ui.start_propagation(prop_id, direction=direction, to_frame_id=until.id if until else None)
-            st.session_state["ann_job"] = job.id
-            st.session_state.pop("ann_propagate", None)
+            with ui.reported_errors():
+                job = ui.start_propagation(prop_id, direction=direction,
+                                           to_frame_id=until.id if until else None)
+                st.session_state["ann_job"] = job.id
+                st.session_state.pop("ann_propagate", None)
 
 
 @st.fragment(run_every=1.0)
@@ -268,11 +267,14 @@ if review:
                 st.image(annotate.thumbnail(settings, review_frames[m.frame_id], m), caption=f"{'flagged · ' if m.flagged else ''}frame {m.frame_id} "
                          f"· {m.confidence:.2f}", width="stretch")
 
-with st.expander("Delete all masks of a label in this sequence"):
+everyone = ctx.may(Action.MASK_DELETE, owners=["\0someone else"])
+with st.expander("Delete all masks of a label in this sequence" if everyone
+                 else "Delete all my masks of a label in this sequence"):
     doomed = st.selectbox("Label", mask_labels, key="ann_del_label", format_func=lambda lb: lb.name)
-    sure = st.checkbox("Yes, delete them all (undo is available)", key="ann_del_confirm")
+    sure = st.checkbox("Yes, delete them all" if everyone else "Yes, delete all of mine",
+                       key="ann_del_confirm")
     if st.button("Delete all", disabled=not sure, key="ann_del_all"):
-        ids = annotate.delete_label_masks(con, label=doomed, by=user.name, video_id=frame.video_id,
-                                          group_id=frame.group_id)
-        remember("delete", [], ids)
-        st.success(f"Deleted {len(ids)} masks.")
+        with ui.reported_errors():
+            ids = mask_service.delete_label(ctx, label=doomed, video_id=frame.video_id,
+                                            group_id=frame.group_id)
+            st.success(f"Deleted {len(ids)} masks.")

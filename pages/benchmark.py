@@ -15,11 +15,13 @@ import streamlit as st
 import ui
 from endolite.benchmark import service
 from endolite.records import Role
+from endolite.services import benchmarks as bench_service
 from endolite.storage import benchmarks, labels, media, users
 
 user = ui.require_user(Role.ADMIN, Role.LEAD)
 st.title("Benchmark")
-con = ui.cursor()
+ctx = ui.ctx()
+con = ctx.con
 
 if "bm_new" in st.session_state:                       # select a just-created benchmark
     st.session_state["bm_pick"] = st.session_state.pop("bm_new")
@@ -74,9 +76,9 @@ def create_section() -> None:
                 if "frame_ids" in picks:
                     picks["frame_ids"] = service.parse_ids(picks["frame_ids"])
                 frame_ids = service.select_frames(con, **picks)
-                bench = service.create_benchmark(con, name=name, gold=gold, annotators=chosen,
-                                                 labels=scope, frame_ids=frame_ids,
-                                                 iou_threshold=float(threshold), created_by=user.name)
+                bench = bench_service.create(ctx, name=name, gold=gold, annotators=chosen,
+                                             labels=scope, frame_ids=frame_ids,
+                                             iou_threshold=float(threshold))
                 st.session_state["bm_new"] = bench.id
                 st.session_state["bm_flash"] = (f"Benchmark {bench.id} created: {len(bench.frame_ids)} "
                                                 f"frames for {bench.gold} and {len(bench.annotators)} annotators.")
@@ -117,9 +119,9 @@ def report_section() -> None:
                 with ui.reported_errors():
                     n = 0
                     if more_frames.strip():
-                        n += service.add_frames(con, bench.id, service.parse_ids(more_frames), by=user.name)
+                        n += bench_service.add_frames(ctx, bench.id, service.parse_ids(more_frames))
                     if more_people:
-                        n += service.assign(con, bench.id, more_people, by=user.name)
+                        n += bench_service.assign(ctx, bench.id, more_people)
                     st.session_state["bm_flash"] = f"{n} new tasks."
                     st.rerun()
 
@@ -197,7 +199,7 @@ def plots(result) -> None:
 def runs_section(result) -> None:
     st.subheader("Runs over time")
     if st.button("Save this run", key="bm_save_run"):
-        run_id = service.save_run(con, result, created_by=user.name)
+        run_id = bench_service.save_run(ctx, result)
         st.success(f"Saved run {run_id}.")
     runs = pd.DataFrame(service.runs_table(con, result.benchmark.id))
     if runs.empty:

@@ -1,15 +1,16 @@
-"""Extract frames: pick frames worth labeling from a video -> endolite.extract."""
+"""Extract frames (leads and admins): pick frames worth labeling from a video ->
+endolite.services.media.extract -> endolite.extract."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 import ui
-from endolite.extract import extract_frames
-from endolite.records import SampleMethod
+from endolite.records import Role, SampleMethod
+from endolite.services import media as media_service
 from endolite.storage import media
 
-user = ui.require_user()
+user = ui.require_user(Role.ADMIN, Role.LEAD)
 st.title("Extract frames")
 videos = media.list_videos(ui.cursor())
 if not videos:
@@ -46,10 +47,10 @@ with right:
 if st.button("Extract", type="primary", key="extract_go"):
     bar = st.progress(0.0, text="Decoding…")
     with ui.reported_errors():
-        result = extract_frames(
-            ui.cursor(), ui.settings(), video.id, method=method, count=int(count),
+        result = media_service.extract(
+            ui.ctx(), video.id, method=method, count=int(count),
             start=f"{span[0]}s", end=f"{span[1]}s", context=int(context), seed=int(seed), fmt=fmt,
-            quality=int(quality), user=user.name,
+            quality=int(quality),
             progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
         bar.progress(1.0, text="Done")
         st.session_state["extract_result"] = result

@@ -6,13 +6,15 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from endolite import annotate
 from endolite.records import Presence
+from endolite.services import Action
+from endolite.services import annotations as annotation_service
 from endolite.storage import annotations, labels, media
 
 user = ui.require_user()
 st.title("Frame labels & segments")
-con = ui.cursor()
+ctx = ui.ctx()
+con = ctx.con
 video_id, group_id, title = ui.sequence_picker(key="fl_sequence")
 all_labels = labels.list_all(con)
 frame_labels = [lb for lb in all_labels if "frame_label" in lb.allowed]
@@ -37,7 +39,7 @@ with tab_frames:
                 existing = current.get(lb.id)
                 c1, c2 = st.columns([3, 2])
                 choices[lb.name] = (
-                    c1.radio(f":material/label: {lb.name}", list(Presence), horizontal=True,
+                    c1.radio(f":material/label: {ui.md(lb.name)}", list(Presence), horizontal=True,
                              index=list(Presence).index(existing.value) if existing else 2,
                              key=f"fl_{frame.id}_{lb.id}"),
                     c2.number_input("value", value=existing.float_value if existing else None,
@@ -45,8 +47,8 @@ with tab_frames:
                                     placeholder="optional value"))
             if st.form_submit_button("Save frame labels", type="primary"):
                 with ui.reported_errors():
-                    annotate.set_frame_labels(con, frame.id, [(n, p, v) for n, (p, v) in choices.items()],
-                                              annotator=user.name)
+                    annotation_service.set_frame_labels(
+                        ctx, frame.id, [(n, p, v) for n, (p, v) in choices.items()])
                     st.success(f"Saved {len(choices)} labels for frame {frame.id}.")
 
 with tab_segments:
@@ -73,7 +75,8 @@ with tab_segments:
                                 disabled=["id", "label", "start", "end", "annotator"])
         for (_, before), (_, after) in zip(table.iterrows(), edited.iterrows()):
             if bool(before.export) != bool(after.export):
-                annotations.set_segment_export(con, int(after.id), bool(after.export))
+                with ui.reported_errors():   # annotators: only their own segments
+                    annotation_service.set_segment_export(ctx, int(after.id), bool(after.export))
     else:
         st.caption("No segments yet.")
     with st.form("segment_add"):
@@ -85,13 +88,15 @@ with tab_segments:
                               min(video.frame_count - 1, int(video.fps) or 1), key="seg_end")
         if st.form_submit_button("Add segment"):
             with ui.reported_errors():
-                annotate.add_segment(con, video_id, label=seg_label, start=int(start), end=int(end),
-                                     annotator=user.name)
+                annotation_service.add_segment(ctx, video_id, label=seg_label, start=int(start),
+                                               end=int(end))
                 st.rerun()
-    c1, c2 = st.columns(2)
-    if c1.button("Dry run: count missing frame annotations", key="seg_dry"):
-        n = annotate.materialize_segments(con, video_id, dry_run=True, by=user.name)
-        st.info(f"Would create {n} frame-label rows.")
-    if c2.button("Create missing frame annotations", key="seg_materialize", type="primary"):
-        n = annotate.materialize_segments(con, video_id, by=user.name)
-        st.success(f"Created {n} frame-label rows.")
+    if ctx.may(Action.SEGMENT_MATERIALIZE):
+        c1, c2 = st.columns(2)
+        if c1.button("Dry run: count missing frame annotations", key="seg_dry"):
+            n = annotation_service.materialize(ctx, video_id, dry_run=True)
+            st.info(f"Would create {n} frame-label rows.")
+        if c2.button("Create missing frame annotations", key="seg_materialize", type="primary"):
+            with ui.reported_errors():
+                n = annotation_service.materialize(ctx, video_id)
+                st.success(f"Created {n} frame-label rows.")

@@ -6,13 +6,16 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from endolite.records import LabelKind, Role, to_dict
+from endolite.records import LabelKind, to_dict
+from endolite.services import Action
+from endolite.services import labels as label_service
 from endolite.storage import labels
 from endolite.storage.labels import ANNOTATION_TYPES
 
 user = ui.require_user()
 st.title("Labels")
-con = ui.cursor()
+ctx = ui.ctx()
+con = ctx.con
 items = labels.list_all(con)
 if items:
     table = pd.DataFrame([to_dict(lb) for lb in items])[["id", "name", "kind", "color", "allowed"]]
@@ -21,18 +24,18 @@ if items:
 else:
     st.info("No labels yet.")
 
-if user.role in (Role.ADMIN, Role.LEAD):
+if ctx.may(Action.LABEL_ADD):
     with st.form("label_add", clear_on_submit=True):
         st.subheader("New label")
         name = st.text_input("Name", key="label_name")
         kind = st.selectbox("Kind", list(LabelKind), key="label_kind")
-        color = st.color_picker("Colour", "#e6194b", key="label_color")
+        # the default is the palette's next free colour, so new labels differ
+        color = st.color_picker("Colour", label_service.next_color(con), key="label_color")
         allowed = st.multiselect("Allowed annotation types", ANNOTATION_TYPES,
                                  default=list(ANNOTATION_TYPES), key="label_allowed")
         if st.form_submit_button("Add label"):
             with ui.reported_errors():
-                labels.add(con, name, kind=kind, color=color, allowed=tuple(allowed),
-                           created_by=user.name)
+                label_service.add(ctx, name, kind=kind, color=color, allowed=tuple(allowed))
                 st.rerun()
     if items:
         with st.form("label_edit"):
@@ -44,7 +47,7 @@ if user.role in (Role.ADMIN, Role.LEAD):
             if st.form_submit_button("Save"):
                 with ui.reported_errors():
                     if recolour:
-                        labels.recolor(con, target, new_color)
+                        label_service.recolor(ctx, target, new_color)
                     if new_name.strip():
-                        labels.rename(con, target, new_name)
+                        label_service.rename(ctx, target, new_name)
                     st.rerun()

@@ -7,7 +7,7 @@ import streamlit as st
 
 import ui
 from endolite.records import Role, to_dict
-from endolite.storage import audit, media
+from endolite.storage import media
 
 user = ui.require_user()
 st.title("Library")
@@ -36,18 +36,12 @@ def sequence_tab(kind: str, items, columns: list[str]) -> None:
     ui.frame_grid(media.frames_of(con, include_context=show_ctx, **{f"{key}_id": chosen_id}))
 
 
-tab_videos, tab_groups, tab_log = st.tabs(["Videos", "Image groups", "Activity"])
+tab_videos, tab_groups = st.tabs(["Videos", "Image groups"])
 with tab_videos:
     sequence_tab("video", videos, ["id", "title", "width", "height", "codec", "fps", "frame_count",
                                    "duration", "created_by", "created_at"])
 with tab_groups:
     sequence_tab("image group", groups, ["id", "title", "source", "frame_count", "created_by",
                                          "created_at"])
-with tab_log:
-    if user.role in (Role.ADMIN, Role.LEAD):
-        entries = audit.recent(con, limit=200)
-        if entries:
-            st.dataframe(pd.DataFrame([to_dict(e) for e in entries]), hide_index=True,
-                         width="stretch")
-    else:
-        st.caption("The activity log is for leads and admins.")
+if user.role in (Role.ADMIN, Role.LEAD):
+    ui.link_to("pages/audit.py", "Activity: the audit log", ":material/policy:")

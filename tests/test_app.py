@@ -7,6 +7,8 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from endolite import auth
+from endolite.services import users as user_service
+from tests.support import make_user, page
 from endolite.records import Role
 from endolite.storage import connect, labels, users
 
@@ -34,15 +36,15 @@ def test_fresh_data_dir_asks_for_setup_code_and_creates_admin(app_env):
     at.text_input(key="setup_code").input(code)
     at.button[0].click().run()
     assert not at.exception
-    assert at.session_state["user"].name == "ada"
-    assert at.session_state["user"].role == Role.ADMIN
+    admin = users.get_by_name(connect(app_env), "ada")
+    assert at.session_state["user_id"] == admin.id and admin.role == Role.ADMIN
     assert not code_file.exists(), "the setup code is single-use"
     assert "Library" in [t.value for t in at.title]
 
 
 def test_login_rejects_wrong_password_and_accepts_right_one(app_env):
     con = connect(app_env)
-    auth.add_user(con, "bob", Role.ANNOTATOR, "pw-of-bob-123")
+    bob = make_user(con, "bob", Role.ANNOTATOR, "pw-of-bob-123")
     at = _app().run()
     assert "log in" in at.title[0].value
     at.text_input(key="login_name").input("bob")
@@ -51,29 +53,27 @@ def test_login_rejects_wrong_password_and_accepts_right_one(app_env):
     assert any("wrong password" in e.value for e in at.error)
     at.text_input(key="login_password").input("pw-of-bob-123")
     at.button[0].click().run()
-    assert at.session_state["user"].name == "bob"
+    assert at.session_state["user_id"] == bob.id
     assert "Library" in [t.value for t in at.title]
 
 
 def test_password_is_stored_only_as_salted_hash(settings):
     con = connect(settings)
-    auth.add_user(con, "carol", Role.LEAD, "s3cret-pass")
-    auth.add_user(con, "dave", Role.LEAD, "s3cret-pass")
+    make_user(con, "carol", Role.LEAD, "s3cret-pass", weak=False)
+    make_user(con, "dave", Role.LEAD, "s3cret-pass", weak=False)
     stored = [r[0] for r in con.execute("SELECT password_hash FROM users ORDER BY id").fetchall()]
-    assert all("s3cret-pass" not in s and s.startswith("scrypt$") for s in stored)
+    assert all("s3cret-pass" not in s and s.startswith("scrypt$131072$") for s in stored)
     assert stored[0] != stored[1], "same password, different salt"
-    assert auth.authenticate(con, "carol", "s3cret-pass").role == Role.LEAD
+    assert user_service.login(con, "carol", "s3cret-pass").role == Role.LEAD
 
 
 def _page(path: str, user) -> AppTest:
-    at = AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT)
-    at.session_state["user"] = user
-    return at
+    return page(path, user)
 
 
 def test_labels_page_adds_and_renames_labels(app_env):
     con = connect(app_env)
-    lead = auth.add_user(con, "lena", Role.LEAD, "lead-pass-1")
+    lead = make_user(con, "lena", Role.LEAD, "lead-pass-1")
     at = _page("pages/labels.py", lead).run()
     at.text_input(key="label_name").input("polyp")
     at.selectbox(key="label_kind").select("pathology")
@@ -90,8 +90,8 @@ def test_labels_page_adds_and_renames_labels(app_env):
 
 def test_users_page_is_admin_only_and_creates_users(app_env):
     con = connect(app_env)
-    admin = auth.add_user(con, "root", Role.ADMIN, "admin-pass-1")
-    annotator = auth.add_user(con, "ann", Role.ANNOTATOR, "ann-pass-12")
+    admin = make_user(con, "root", Role.ADMIN, "admin-pass-1")
+    annotator = make_user(con, "ann", Role.ANNOTATOR, "ann-pass-12")
 
     at = _page("pages/users.py", annotator).run()
     assert any("for admin" in e.value for e in at.error)
@@ -116,7 +116,7 @@ def test_library_lists_groups_and_videos_with_their_frames(app_env, tmp_path, di
     from endolite.media import write_image_atomic
 
     con = connect(app_env)
-    lead = auth.add_user(con, "lena", Role.LEAD, "lead-pass-1")
+    lead = make_user(con, "lena", Role.LEAD, "lead-pass-1")
     at = _page("pages/library.py", lead).run()
     assert not at.exception
     assert "No videos yet." in [i.value for i in at.info]
@@ -140,3 +140,60 @@ def test_library_lists_groups_and_videos_with_their_frames(app_env, tmp_path, di
     assert len(images) == 3, "the chosen group's three frames as thumbnails"
     captions = sorted(img.proto.imgs[0].caption.split(": ", 1)[1] for img in images)
     assert captions == ["img0.png", "img1.png", "img2.png"]
+
+
+HOSTILE = ["<b>html</b>", "<img src=x onerror=alert(1)>", "**bold** _it_ :red[x]",
+           "'; DROP TABLE labels; --"]
+
+
+def test_user_text_shows_as_typed_never_as_html_or_markdown(app_env):
+    """Label names with HTML, markdown or SQL in them are stored and shown exactly as typed."""
+    con = connect(app_env)
+    lead = make_user(con, "lena", Role.LEAD, "lead-pass-1")
+    at = _page("pages/labels.py", lead).run()
+    for name in HOSTILE:
+        at.text_input(key="label_name").input(name)
+        at.button[0].click().run()
+        assert not at.exception
+    assert sorted(lb.name for lb in labels.list_all(con)) == sorted(HOSTILE)
+    at.text_input(key="label_name").input(HOSTILE[0])
+    at.button[0].click().run()
+    [error] = at.error
+    assert "\\<b\\>html\\</b\\>" in error.value, "the name in the message is escaped markdown"
+
+
+def test_session_ends_when_deactivated_demoted_or_idle(app_env):
+    from endolite.services import Actor, Ctx
+    from endolite.services import settings as app_settings
+
+    con = connect(app_env)
+    admin = make_user(con, "root", Role.ADMIN, "admin-pass-1")
+    lead = make_user(con, "lena", Role.LEAD, "lead-pass-1")
+    ctx = Ctx(con=con, settings=app_env, actor=Actor.of(admin))
+    at = page("pages/benchmark.py", lead).run()
+    assert "Benchmark" in [t.value for t in at.title]
+    user_service.set_role(ctx, "lena", Role.ANNOTATOR)
+    at.run()
+    assert "Benchmark" not in [t.value for t in at.title], "the demotion counts at the next rerun"
+    assert any("for admin / lead" in e.value for e in at.error)
+
+    user_service.set_role(ctx, "lena", Role.LEAD)
+    at = page("app.py", lead).run()
+    assert "Library" in [t.value for t in at.title]
+    user_service.set_active(ctx, "lena", False)
+    at.run()
+    assert "Library" not in [t.value for t in at.title] and "user_id" not in at.session_state
+    assert audit_actions(con)[-1] == "session_ended"
+
+    user_service.set_active(ctx, "lena", True)
+    app_settings.set_idle_minutes(ctx, 1)
+    at = page("app.py", lead).run()
+    assert "Library" in [t.value for t in at.title]
+    at.session_state["user_seen"] = user_service.now(con).replace(year=2000)
+    at.run()
+    assert "Library" not in [t.value for t in at.title] and "user_id" not in at.session_state, \
+        "idle past the timeout: logged out"
+
+
+def audit_actions(con) -> list[str]:
+    return [r[0] for r in con.execute("SELECT action FROM audit_log ORDER BY id").fetchall()]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
+from tests.support import make_user  # noqa: I001
 from endolite import annotate, auth
 from endolite.benchmark import service as bench
 from endolite.ingest import ingest_paths
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _setup(app_env, tmp_path, n=6):
     con = connect(app_env)
-    ann = auth.add_user(con, "ann", Role.ANNOTATOR, "annotator-pw")
+    ann = make_user(con, "ann", Role.ANNOTATOR, "annotator-pw")
     labels.add(con, "polyp", kind=LabelKind.PATHOLOGY, color="#ff0000")
     labels.add(con, "tool", kind=LabelKind.OTHER, color="#0000ff")
     folder = tmp_path / "seq"
@@ -36,7 +37,7 @@ def _setup(app_env, tmp_path, n=6):
 
 def _page(user) -> AppTest:
     at = AppTest.from_file(str(ROOT / "pages/annotate.py"), default_timeout=60)
-    at.session_state["user"] = user
+    at.session_state["user_id"] = user.id
     return at
 
 
@@ -98,7 +99,7 @@ def test_propagation_runs_as_a_job_and_fills_the_review_strip(app_env, tmp_path)
 
 def test_benchmark_frames_are_blind_and_can_be_completed(app_env, tmp_path):
     con, ann, frames, truth = _setup(app_env, tmp_path)
-    auth.add_user(con, "gold", Role.LEAD, "gold-password")
+    make_user(con, "gold", Role.LEAD, "gold-password")
     bench_id = bench.create_benchmark(con, name="b1", gold="gold", annotators=["ann"], labels=["polyp"],
                                       frame_ids=[frames[0].id], created_by="gold").id
     gold_mask = annotate.save_mask(con, app_env, annotate.NewMask(frames[0].id, truth[0]), label="polyp",
@@ -111,3 +112,33 @@ def test_benchmark_frames_are_blind_and_can_be_completed(app_env, tmp_path):
     _button(at, "ann_task_done").click().run()
     [row] = [r for r in bench.status_rows(con, bench_id) if r["annotator"] == "ann"]
     assert row["complete"] == 1
+
+
+def test_annotator_cannot_touch_other_peoples_masks_and_undo_is_their_own(app_env, tmp_path):
+    """An annotator sees no Delete / Propagate on the gold annotator's masks, 'delete all'
+    removes only their own, and their undo never reverts someone else's action."""
+    con, ann, frames, truth = _setup(app_env, tmp_path)
+    make_user(con, "gold", Role.LEAD, "gold-password")
+    from endolite.services import Actor, Ctx
+    from endolite.services import masks as mask_service
+    from endolite.storage import users
+
+    gold_ctx = Ctx(con=con, settings=app_env, actor=Actor.of(users.get_by_name(con, "gold")))
+    golds = [mask_service.save(gold_ctx, annotate.NewMask(f.id, m), label="polyp")
+             for f, m in zip(frames, truth)]
+    mine = annotate.save_mask(con, app_env, annotate.NewMask(frames[0].id, truth[0]), label="polyp",
+                              annotator="ann")
+    at = _page(ann).run()
+    keys = {b.key for b in at.button}
+    assert f"ann_del_{mine.id}" in keys and f"ann_del_{golds[0].id}" not in keys
+    assert f"ann_prop_{golds[0].id}" not in keys
+    assert "ann_undo_btn" not in keys, "the gold user's saves are not ann's to undo"
+
+    at.checkbox(key="ann_del_confirm").check().run()
+    _button(at, "ann_del_all").click().run()
+    left = {m.id for m in annotations.masks_of(con, group_id=frames[0].group_id)}
+    assert left == {g.id for g in golds}, "only ann's own mask went"
+    at.run()
+    undo = _button(at, "ann_undo_btn")
+    undo.click().run()
+    assert {m.id for m in annotations.masks_of(con, group_id=frames[0].group_id)} == left | {mine.id}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.support import make_user  # noqa: I001
 from endolite.benchmark import service
 from endolite.storage import benchmarks, connect, users
 from tests.test_benchmark_service import IOU_COLUMNS, make_benchmark_data
@@ -52,7 +53,7 @@ def _table(at: AppTest, column: str):
 
 def _page(user) -> AppTest:
     at = AppTest.from_file(str(ROOT / "pages/benchmark.py"), default_timeout=90)
-    at.session_state["user"] = user
+    at.session_state["user_id"] = user.id
     return at
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from endolite import auth
+from tests.support import make_user
 from endolite.ingest import ingest_paths
 from endolite.records import LabelKind, Presence, Role
 from endolite.storage import annotations, connect, labels, media
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _setup(app_env, tmp_path):
     con = connect(app_env)
-    user = auth.add_user(con, "ann", Role.ANNOTATOR, "annotator-pw")
+    user = make_user(con, "ann", Role.ANNOTATOR, "annotator-pw")
     labels.add(con, "polyp", kind=LabelKind.PATHOLOGY)
     labels.add(con, "blurry", kind=LabelKind.QUALITY)
     video = write_disc_video(tmp_path / "v.mp4", 50, gop=10)
@@ -27,7 +28,7 @@ def _setup(app_env, tmp_path):
 
 def _page(user) -> AppTest:
     at = AppTest.from_file(str(ROOT / "pages/frame_labels.py"), default_timeout=60)
-    at.session_state["user"] = user
+    at.session_state["user_id"] = user.id
     return at
 
 
@@ -60,7 +61,11 @@ def test_segment_add_and_materialise_from_the_page(app_env, tmp_path):
     assert not at.exception
     [segment] = annotations.segments_of(con, video_id=video_id)
     assert (segment.start_frame, segment.end_frame, segment.label) == (5, 14, "polyp")
+    assert segment.annotator == "ann"
+    keys = [b.key for b in at.button]
+    assert "seg_materialize" not in keys, "materialising is for leads"
 
+    at = _page(make_user(con, "lena", Role.LEAD, "lead-password")).run()
     at.button(key="seg_dry").click().run()
     assert any("Would create 10" in i.value for i in at.info)
     at.button(key="seg_materialize").click().run()

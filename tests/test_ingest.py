@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import resource
 import shutil
 import stat
 import struct
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
+
+import duckdb
 
 import numpy as np
 import pandas as pd
@@ -644,3 +649,120 @@ def test_manifest_references_must_stay_in_the_roots(con, settings, tmp_path, dis
                                          "../../../../../etc/passwd", "../../../elsewhere/x.png"]):
         assert result.reason.startswith(f"m.json: images[") and f"{url} is {OUTSIDE}" in result.reason
     assert count(con, "videos") == 0 and count(con, "frames") == 1
+
+
+# --- disk full / read-only --------------------------------------------------------------------
+
+@contextmanager
+def file_size_limit(limit: int):
+    """RLIMIT_FSIZE: writes past ``limit`` bytes fail with EFBIG (Python ignores SIGXFSZ)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def snapshot(con, settings) -> tuple:
+    return (data_files(settings), count(con, "videos"), count(con, "frames"),
+            count(con, "image_groups"), len(audit.recent(con, action="import")))
+
+
+@pytest.fixture
+def stored(con, settings, tmp_path):
+    """One image stored before the failing imports; returns its frame."""
+    [result] = run(con, settings, [write_png(tmp_path / "kept.png", seed=500)])
+    return store.get_frame(con, result.frame_ids[0])
+
+
+def still_readable(settings, frame) -> None:
+    assert settings.absolute(frame.path).read_bytes() == encode_image(rgb(24, 32, 500), fmt="png")
+
+
+def test_file_size_limit_rejects_each_kind_and_leaves_nothing(con, settings, tmp_path, stored,
+                                                               disc_video):
+    folder = tmp_path / "series"
+    write_png(folder / "1.png", h=8, w=8, seed=1)               # small: fits
+    write_png(folder / "2.png", h=8, w=8, seed=2)
+    write_png(folder / "3.png", h=96, w=96, seed=3)             # ~27 KB: over the limit
+    big = tmp_path / "big.zip"
+    with zipfile.ZipFile(big, "w") as zf:
+        zf.writestr("img00000001.png", png_bytes(1, h=96, w=96))
+    loose = write_png(tmp_path / "loose.png", h=96, w=96, seed=9)
+    before = snapshot(con, settings)
+    with file_size_limit(16 << 10):
+        results = run(con, settings, [disc_video, folder, big, loose])
+    assert [r.status for r in results] == [REJECTED] * 4
+    for result, name in zip(results, ["disc.mp4", "series", "big.zip", "loose.png"]):
+        assert result.reason.startswith(f"{name}: "), result.reason     # the file or the WAL
+        assert "a file size limit was reached" in result.reason, result.reason
+        assert result.reason.endswith("nothing already stored was changed")
+    assert snapshot(con, settings) == before
+    assert list(settings.tmp_dir.iterdir()) == [] and not any(settings.videos_dir.iterdir())
+    still_readable(settings, stored)
+    assert [r.status for r in run(con, settings, [disc_video, folder, big, loose])] == [IMPORTED] * 4
+
+
+@pytest.mark.parametrize("number, cause", [
+    (errno.ENOSPC, "the disk is full"),
+    (errno.EROFS, "the data directory is on a read-only file system"),
+    (errno.EACCES, "permission denied: the data directory is not writable by this process"),
+])
+def test_failing_writes_name_their_cause(con, settings, tmp_path, stored, monkeypatch, number, cause):
+    folder = tmp_path / "series"
+    for k in range(3):
+        write_png(folder / f"{k}.png", seed=k)
+    real_copy, copies = shutil.copyfile, []
+
+    def half_then_fail(src, dst, **kw):                         # the third file fails half-way
+        copies.append(dst)
+        if len(copies) < 3:
+            return real_copy(src, dst, **kw)
+        Path(dst).write_bytes(Path(src).read_bytes()[:100])
+        raise OSError(number, os.strerror(number), str(dst))
+    before = snapshot(con, settings)
+    monkeypatch.setattr(shutil, "copyfile", half_then_fail)
+    [result] = run(con, settings, [folder])
+    monkeypatch.undo()
+    assert result.status == REJECTED and result.reason.startswith(f"series: {cause}")
+    assert f"(frames/group_{stored.group_id + 1}/.tmp-" in result.reason      # relative to data/
+    assert str(settings.data_dir) not in result.reason
+    assert snapshot(con, settings) == before and list(settings.tmp_dir.iterdir()) == []
+    still_readable(settings, stored)
+
+
+def test_unreadable_source_is_a_read_error_not_a_storage_error(con, settings, tmp_path, monkeypatch):
+    video = tmp_path / "locked.mp4"
+    video.write_bytes(b"x" * 100)
+
+    def denied(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+    monkeypatch.setattr(ingest.videos.media, "sha256_file", denied)
+    [result] = run(con, settings, [video])
+    assert result.reason == f"locked.mp4: cannot read {video} (permission denied)"
+
+
+def test_database_disk_full_and_read_only_data_dir(con, settings, tmp_path, stored, monkeypatch):
+    folder = tmp_path / "series"
+    write_png(folder / "0.png", seed=70)
+    before = snapshot(con, settings)
+
+    def full(*args, **kwargs):
+        raise duckdb.IOException('IO Error: Could not write file "endolite.duckdb.wal": '
+                                 'No space left on device')
+    monkeypatch.setattr(ingest.store, "insert_frames", full)
+    [result] = run(con, settings, [folder])
+    assert result.reason.startswith("series: writing the database: the disk is full")
+    assert snapshot(con, settings) == before
+    monkeypatch.undo()
+
+    def read_only(self):
+        raise OSError(errno.EROFS, "Read-only file system", str(self.videos_dir))
+    monkeypatch.setattr(type(settings), "ensure_dirs", read_only)
+    results = run(con, settings, [folder, tmp_path / "other.mp4"])
+    assert [r.reason for r in results] == [
+        f"{name}: the data directory is on a read-only file system (videos); nothing already "
+        "stored was changed" for name in ("series", "other.mp4")]
+    assert snapshot(con, settings) == before
+    still_readable(settings, stored)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import errno
 import io
 import os
-import resource
-from contextlib import contextmanager
 
 import pytest
 
 from endolite.errors import InvalidInput, StorageError
 from endolite.ingest import discard_staging, safe_name, stage_upload
 from endolite.ingest.upload import MAX_NAME_BYTES
+from tests.test_ingest import file_size_limit
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -86,18 +85,6 @@ def test_stage_upload_size_limit_and_bad_source_leave_nothing(settings):
     with pytest.raises(InvalidInput, match="did not yield bytes"):
         stage_upload(settings, "t.png", Text())
     assert list(settings.tmp_dir.iterdir()) == []
-
-
-@contextmanager
-def file_size_limit(limit: int):
-    """RLIMIT_FSIZE for this process: writes past ``limit`` bytes fail with EFBIG (Python ignores
-    SIGXFSZ), the way a full disk makes them fail."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 def test_stage_upload_disk_full_is_a_storage_error_and_leaves_nothing(settings, monkeypatch):

@@ -15,7 +15,9 @@ Still images are kept byte-for-byte at ``frames/group_<gid>/<original name>``; f
 cannot show (bmp, tif) also get ``frames/group_<gid>/frame_<fid>.png``, which ``frame.path``
 points to.  Every item is all-or-nothing: files are written through temporary names, rows go in
 one transaction, and on any failure the rows are rolled back and every file written for that
-item is deleted; the rest of the batch carries on.
+item is deleted; the rest of the batch carries on.  A write that fails (disk full, file size
+limit, read-only or unwritable data directory; also inside DuckDB) rejects the item with its
+cause named (``errors.describe_os_error``) and leaves stored data as it was.
 
 Modules: ``common`` (inputs, progress, staged writes, transaction, rejections), ``videos``,
 ``images`` (loose images, folders, the group storage), ``zips`` (Lightning Pose zips, zip-bomb
@@ -33,7 +35,15 @@ import duckdb
 
 from endolite.config import Settings
 from endolite.errors import InvalidInput
-from endolite.ingest.common import Input, Meter, Progress, display_name, guarded, rejected
+from endolite.ingest.common import (
+    Input,
+    Meter,
+    Progress,
+    display_name,
+    guarded,
+    reason_for,
+    rejected,
+)
 from endolite.ingest.images import Member, ingest_folder, ingest_image_batch, loose_title
 from endolite.ingest.manifest import MANIFEST_KEYS, ingest_manifest
 from endolite.ingest.roots import ImportRoots, admitted, default_import_roots
@@ -64,8 +74,11 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, settings: Settings, paths: Sequ
     """
     names = {str(k): v for k, v in (display_names or {}).items()}
     allowed = ImportRoots.of(roots)
-    settings.ensure_dirs()
     inputs = [_input(p, display_name(p, names), allowed) for p in paths]
+    try:
+        settings.ensure_dirs()
+    except OSError as exc:          # e.g. a read-only data directory: nothing can be stored
+        return [_failed(item, exc, settings) for item in inputs]
     meter = Meter(progress, max(len(inputs), 1))
     slots: list[list[IngestResult]] = [[] for _ in inputs]
     loose = [i for i, item in enumerate(inputs) if item.kind == "image"]
@@ -84,7 +97,11 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, settings: Settings, paths: Sequ
             continue
         sub = meter.sub(1)
         sub(0.0, item.name)
-        slots[index] = _ingest_one(con, settings, item, user=user, progress=sub, limits=zip_limits)
+        try:
+            slots[index] = _ingest_one(con, settings, item, user=user, progress=sub,
+                                       limits=zip_limits)
+        except Exception as exc:  # noqa: BLE001 - one input's failure never stops the batch
+            slots[index] = [_failed(item, exc, settings)]
         meter.advance(1)
     out = [result for slot in slots for result in slot]
     counts = {s: sum(r.status == s for r in out) for s in IngestStatus}
@@ -99,6 +116,11 @@ def _input(path: str | Path, name: str, roots: ImportRoots | None) -> Input:
         return Input(admitted(roots, Path(path)), str(path), name, roots=roots)
     except InvalidInput as exc:
         return Input(Path(path), str(path), name, refusal=str(exc))
+
+
+def _failed(item: Input, exc: Exception, settings: Settings) -> IngestResult:
+    return rejected(item.given, ItemKind.UNKNOWN,
+                    reason_for(item.name, exc, data_dir=settings.data_dir))
 
 
 def _ingest_one(con: duckdb.DuckDBPyConnection, settings: Settings, item: Input, *,

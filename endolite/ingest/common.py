@@ -3,10 +3,12 @@ failure takes back, the transaction, and the rejected-result helpers."""
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -16,7 +18,7 @@ import duckdb
 
 from endolite import media
 from endolite.config import Settings
-from endolite.errors import InvalidInput
+from endolite.errors import EndoliteError, InvalidInput, StorageError, describe_os_error
 from endolite.ingest.roots import ImportRoots
 from endolite.records import IngestResult, IngestStatus, ItemKind
 from endolite.storage import audit
@@ -118,8 +120,11 @@ class Writes:
         return path
 
     def undo(self) -> None:
+        """Delete what was written, best effort (a failing delete must not hide the failure
+        that called for it)."""
         for path in reversed(self.files):
-            path.unlink(missing_ok=True)
+            with suppress(OSError):
+                path.unlink(missing_ok=True)
         for folder in reversed(self.dirs):
             shutil.rmtree(folder, ignore_errors=True)
         self.files, self.dirs = [], []
@@ -180,10 +185,41 @@ def record_import(con: duckdb.DuckDBPyConnection, *, user: str | None, entity: s
                  details=details)
 
 
-def reason_for(label: str, exc: BaseException) -> str:
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+def _storage_error(exc: BaseException, data_dir: Path | None) -> StorageError | None:
+    """The StorageError for a failed write: an OSError that only writing raises (disk full,
+    file size limit, read-only file system), or permission denied inside the data directory,
+    or the same causes inside a DuckDB error (a failed WAL write or commit).  None for anything else (e.g. a read)."""
+    if isinstance(exc, duckdb.Error):
+        for number in _WRITE_ERRNOS:
+            if os.strerror(number) in str(exc):
+                return describe_os_error(OSError(number, os.strerror(number)),
+                                         doing="writing the database")
+        return None
+    if not isinstance(exc, OSError):
+        return None
+    inside = None
+    if exc.filename and data_dir is not None:
+        where = Path(os.path.abspath(os.fsdecode(exc.filename)))
+        inside = where.relative_to(data_dir).as_posix() if where.is_relative_to(data_dir) else None
+    if exc.errno in _WRITE_ERRNOS or (exc.errno in (errno.EACCES, errno.EPERM) and inside):
+        shown = OSError(exc.errno, exc.strerror, inside) if inside else OSError(exc.errno, exc.strerror)
+        return describe_os_error(shown)
+    return None
+
+
+def reason_for(label: str, exc: BaseException, *, data_dir: Path | None = None) -> str:
+    """What went wrong with ``label``, for a rejected result.  A failed write inside
+    ``data_dir`` names its cause (``describe_os_error``) and a path relative to ``data_dir``."""
+    exc = _storage_error(exc, data_dir) or exc
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, InvalidInput):
+    if isinstance(exc, EndoliteError):
         return text if label in text else f"{label}: {text}"
+    if isinstance(exc, OSError) and exc.strerror:
+        name = f" {os.fsdecode(exc.filename)}" if exc.filename else ""
+        return f"{label}: cannot read{name} ({exc.strerror.lower()})"
     return f"{label}: {type(exc).__name__}: {text}"
 
 
@@ -206,4 +242,4 @@ def guarded(settings: Settings, *, path: str, kind: ItemKind, label: str,
         with Writes(settings) as writes:
             return work(writes)
     except Exception as exc:  # noqa: BLE001 - any failure rejects this item only
-        return [rejected(path, kind, reason_for(label, exc))]
+        return [rejected(path, kind, reason_for(label, exc, data_dir=settings.data_dir))]

@@ -219,7 +219,8 @@ def ingest_image_batch(con: duckdb.DuckDBPyConnection, settings: Settings, membe
                 outcome = store_group(con, settings, ok, title=title, source=source,
                                       user=user, writes=writes, client_metadata=metadata)
     except Exception as exc:  # noqa: BLE001 - the whole batch failed: reject each member
-        return [rejected(m.result_path, ItemKind.IMAGE, m.error or reason_for(m.label, exc))
+        return [rejected(m.result_path, ItemKind.IMAGE,
+                         m.error or reason_for(m.label, exc, data_dir=settings.data_dir))
                 for m in members]
     progress(1.0, "images stored")
     position = {id(m): k for k, m in enumerate(ok)}

@@ -267,7 +267,7 @@ if review:
                 st.image(annotate.thumbnail(settings, review_frames[m.frame_id], m), caption=f"{'flagged · ' if m.flagged else ''}frame {m.frame_id} "
                          f"· {m.confidence:.2f}", width="stretch")
 
-everyone = ctx.may(Action.MASK_DELETE, owners=["\0someone else"])
+everyone = ctx.may_others(Action.MASK_DELETE)
 with st.expander("Delete all masks of a label in this sequence" if everyone
                  else "Delete all my masks of a label in this sequence"):
     doomed = st.selectbox("Label", mask_labels, key="ann_del_label", format_func=lambda lb: lb.name)

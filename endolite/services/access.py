@@ -172,6 +172,10 @@ class Ctx:
         own = all(o is None or o == self.actor.name for o in owners)
         return allowed(self.actor.role, action, own=own)
 
+    def may_others(self, action: Action) -> bool:
+        """May the actor do ``action`` on other people's records (a lead's reach)?"""
+        return allowed(self.actor.role, action, own=False)
+
     def check(self, action: Action, *, owners: Iterable[str | None] = ()) -> None:
         """Raise PermissionDenied (and audit the refusal) unless the actor may do ``action`` on
         records owned by ``owners`` (user names; None = nobody's)."""

@@ -76,13 +76,13 @@ def delete_label(ctx: Ctx, *, label: str | int | Label, video_id: int | None = N
                  group_id: int | None = None) -> list[int]:
     """Delete every mask of ``label`` in one sequence: a lead's deletes everyone's, an
     annotator's only their own."""
+    if (video_id is None) == (group_id is None):
+        raise InvalidInput("delete all masks of a label: name exactly one video or image group")
     lab = annotate.resolve_label(ctx.con, label)
-    everyone = ctx.may(Action.MASK_DELETE, owners=["\0someone else"])
+    everyone = ctx.may_others(Action.MASK_DELETE)
     ids = [m.id for m in store.masks_of(ctx.con, video_id=video_id, group_id=group_id,
                                         label_id=lab.id,
                                         annotator=None if everyone else ctx.actor.name)]
-    if (video_id is None) == (group_id is None):
-        raise InvalidInput("delete all masks of a label: name exactly one video or image group")
     if not ids:
         return []
     return delete(ctx, ids, reason=f"all {lab.name} masks of the sequence"

@@ -71,7 +71,7 @@ if hasattr(engine, "is_cached"):              # SAM: embeddings are cached per f
         embed_progress()
     ended = st.session_state.pop("ann_embed_ended", None)
     if ended is not None and ended.status == JobStatus.FAILED:
-        st.error(f"Embedding frames failed: {ended.message}")
+        st.error(f"Embedding frames failed: {ui.md(ended.message)}")
     elif ended is not None and (ended.result or {}).get("failed"):
         st.warning(f"{ended.result['failed']} frames could not be embedded (a click embeds them).")
 blind = frame.id in benchmarks.benchmark_frames_for(con, user.name)
@@ -244,7 +244,7 @@ def job_progress() -> None:
     if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
         st.progress(job.progress, text=f"Propagating: {job.message}")
     elif job.status == JobStatus.FAILED:
-        st.error(f"Propagation failed: {job.message}")
+        st.error(f"Propagation failed: {ui.md(job.message)}")
         st.session_state.pop("ann_job", None)
     else:
         st.success(f"Propagation done: {job.result.get('made', 0)} masks "

@@ -81,7 +81,7 @@ def create_section() -> None:
                                              iou_threshold=float(threshold))
                 st.session_state["bm_new"] = bench.id
                 st.session_state["bm_flash"] = (f"Benchmark {bench.id} created: {len(bench.frame_ids)} "
-                                                f"frames for {bench.gold} and {len(bench.annotators)} annotators.")
+                                                f"frames for {ui.md(bench.gold)} and {len(bench.annotators)} annotators.")
                 st.rerun()
 
 
@@ -185,10 +185,10 @@ def plots(result) -> None:
     count = g2.number_input("Frames", 1, 20, 3, key="bm_gallery_n")
     worst = service.worst_frames(report, annotator, count=int(count))
     if not worst:
-        st.success(f"{annotator} agrees with the gold annotator on every evaluated frame.")
+        st.success(f"{ui.md(annotator)} agrees with the gold annotator on every evaluated frame.")
     for row in worst:
         gold_img, ann_img = service.frame_overlays(con, ui.settings(), result.benchmark, row.frame_id, annotator)
-        st.markdown(f"**{row.data_unit_name}** (frame {row.frame_id}) · score {row.score:.2f} · "
+        st.markdown(f"**{ui.md(row.data_unit_name)}** (frame {row.frame_id}) · score {row.score:.2f} · "
                     f"matched {row.matched}, mismatched {row.mismatched}, missing {row.missing}, "
                     f"extra {row.extra}")
         left, right = st.columns(2)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import ui
 from tests.support import make_user  # noqa: I001
 from endolite.benchmark import service
 from endolite.storage import benchmarks, connect, users
@@ -125,7 +126,7 @@ def test_report_shows_leaderboard_plots_gallery_and_downloads(setup, media_store
     assert ann["mean_iou"] == pytest.approx(expected["ann"]["mean_iou"])
     assert [c.key for c in at.get("plotly_chart")] == ["bm_box", "bm_heat", "bm_cm"]
     gallery = [m.value for m in at.markdown if "· score" in m.value]
-    assert gallery[0].startswith("**img_c.png**") and "mismatched 1" in gallery[0], "worst first"
+    assert gallery[0].startswith(f"**{ui.md('img_c.png')}**") and "mismatched 1" in gallery[0], "worst first"
     assert len(at.get("image")) == 2 * len(gallery) == 6, "gold and annotator side by side"
 
     labels_ = [b.label for b in at.download_button]

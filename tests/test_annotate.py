@@ -1,4 +1,5 @@
-"""Annotation service (endolite.annotate) and benchmark storage, on a real DuckDB file in tmp.
+"""Annotation core (endolite.annotate), the mask / segment services that audit it
+(endolite.services), and benchmark storage, on a real DuckDB file in tmp.
 
 Frames come from real ingests (PNG image groups written here, the real CVC / Kvasir samples,
 a synthetic PyAV video); masks are checked by decoding the stored COCO RLE with pycocotools
@@ -19,7 +20,11 @@ from endolite.annotate import NewMask
 from endolite.errors import InvalidInput, NotFound
 from endolite.ingest import ingest_paths
 from endolite.media import encode_image, sha256_file, write_image_atomic
-from endolite.records import MaskSource, Presence, TaskStatus
+from endolite.records import MaskSource, Presence, Role, TaskStatus
+from endolite.services import Actor, Ctx
+from endolite.services import annotations as annotations_service
+from endolite.services import masks as masks_service
+from endolite.services import settings as settings_service
 from endolite.storage import annotations as store
 from endolite.storage import audit, benchmarks, labels
 from endolite.storage import media as media_store
@@ -56,6 +61,11 @@ def l_shape() -> np.ndarray:
     mask[10:40, 70:115] = True
     mask[60, 5] = True
     return mask
+
+
+def as_user(con, settings, name: str, role: Role = Role.ANNOTATOR) -> Ctx:
+    """A service context acting as ``name`` with ``role``."""
+    return Ctx(con=con, settings=settings, actor=Actor(name=name, role=role))
 
 
 def decode_row(m) -> np.ndarray:
@@ -171,26 +181,29 @@ def test_bulk_save_masks_keeps_order_and_each_mask(con, settings, group, polyp):
 
 # --- delete / restore -------------------------------------------------------------------------
 
-def test_delete_hides_mask_logs_audit_and_restore_brings_it_back(con, settings, group, polyp):
+def test_delete_hides_mask_logs_audit_and_undo_brings_it_back(con, settings, group, polyp):
     _, frames = group
     keep, gone = annotate.save_masks(
         con, settings, [NewMask(frames[0].id, l_shape()), NewMask(frames[0].id, disc_mask(H, W, 30, 50, 9))],
         label="polyp", annotator="alice")
+    bob = as_user(con, settings, "bob", Role.LEAD)
 
-    annotate.delete_masks(con, [gone.id], by="bob")
+    masks_service.delete(bob, [gone.id])
     assert [m.id for m in store.masks_of(con, frame_ids=[frames[0].id])] == [keep.id]
     with pytest.raises(NotFound):
         store.get_mask(con, gone.id)
-    [entry] = audit.recent(con, action="delete")
+    [entry] = audit.recent(con, action="mask.delete")
     assert (entry.username, entry.entity, entry.entity_id) == ("bob", "mask", gone.id)
-    assert entry.details["mask_ids"] == [gone.id]
+    assert entry.details["mask_ids"] == [gone.id] and entry.details["owners"] == ["alice"]
 
-    annotate.restore_masks(con, [gone.id], by="bob")
+    step = masks_service.undo(bob, frames[0].id)
+    assert (step.action, step.removed) == ("delete", (gone.id,))
     back = store.get_mask(con, gone.id)
     assert back.rle == gone.rle and back.label == "polyp"
     assert [m.id for m in store.masks_of(con, frame_ids=[frames[0].id])] == [keep.id, gone.id]
-    [undo] = audit.recent(con, action="restore")
-    assert undo.username == "bob" and undo.details["mask_ids"] == [gone.id]
+    [undo] = audit.recent(con, action="mask.undo")
+    assert undo.username == "bob" and undo.details["restored"] == [gone.id]
+    assert undo.details["deleted"] == [] and undo.details["frame_id"] == frames[0].id
 
 
 def test_delete_label_masks_only_touches_that_label_in_that_sequence(con, settings, tmp_path, polyp):
@@ -204,12 +217,20 @@ def test_delete_label_masks_only_touches_that_label_in_that_sequence(con, settin
     b_polyps = annotate.save_masks(con, settings, [NewMask(f.id, l_shape()) for f in frames_b],
                                    label="polyp", annotator="alice")
 
-    deleted = annotate.delete_label_masks(con, label="polyp", by="bob", group_id=gid_a)
+    deleted = masks_service.delete_label(as_user(con, settings, "bob", Role.LEAD), label="polyp",
+                                         group_id=gid_a)
     assert sorted(deleted) == sorted(m.id for m in a_polyps)
     assert [m.id for m in store.masks_of(con, group_id=gid_a)] == [m.id for m in a_tools]
     assert [m.id for m in store.masks_of(con, group_id=gid_b)] == [m.id for m in b_polyps]
-    [entry] = audit.recent(con, action="delete")
-    assert sorted(entry.details["mask_ids"]) == sorted(deleted)
+    [entry] = audit.recent(con, action="mask.delete")
+    assert sorted(entry.details["mask_ids"]) == sorted(deleted) and entry.username == "bob"
+
+    # an annotator's "delete all" removes only the masks they made
+    carols = annotate.save_masks(con, settings, [NewMask(frames_b[1].id, disc_mask(H, W, 40, 40, 8))],
+                                 label="polyp", annotator="carol")
+    gone = masks_service.delete_label(as_user(con, settings, "carol"), label="polyp", group_id=gid_b)
+    assert gone == [carols[0].id]
+    assert [m.id for m in store.masks_of(con, group_id=gid_b)] == [m.id for m in b_polyps]
 
 
 def test_delete_label_masks_without_a_sequence_is_refused(con, settings, tmp_path, polyp):
@@ -245,7 +266,9 @@ def test_import_real_cvc_tif_masks_onto_real_cvc_images(con, settings, real, pol
     group_id = results[0].id
 
     masks = sorted((real / "masks").glob("*.tif"))
-    out = annotate.import_mask_files(con, settings, masks, label="polyp", annotator="gold")
+    settings_service.set_import_roots(as_user(con, settings, "root", Role.ADMIN), [str(real / "masks")])
+    out = masks_service.import_files(as_user(con, settings, "lena", Role.LEAD), masks, label="polyp",
+                                     annotator="gold")
     assert [r["status"] for r in out] == ["imported"] * 10, [r["reason"] for r in out]
     for path, r in zip(masks, out):
         frame = media_store.get_frame(con, r["frame_id"])
@@ -257,8 +280,9 @@ def test_import_real_cvc_tif_masks_onto_real_cvc_images(con, settings, real, pol
         assert (m.height, m.width) == expected.shape == (288, 384)
         assert np.array_equal(decode_row(m), expected)
         assert m.source == MaskSource.IMPORT and m.prompt == {"file": path.name}
-    [entry] = audit.recent(con, action="import", limit=1)
+    [entry] = audit.recent(con, action="mask.import", limit=1)
     assert entry.entity == "mask" and sorted(entry.details["mask_ids"]) == sorted(r["mask_id"] for r in out)
+    assert (entry.username, entry.details["annotator"], entry.details["rejected"]) == ("lena", "gold", 0)
 
 
 def test_import_real_kvasir_jpeg_masks_thresholds_at_128(con, settings, real, polyp):
@@ -437,12 +461,13 @@ def test_materialize_segments_counts_dedups_skips_unexported_and_is_idempotent(c
     annotate.set_frame_labels(con, ids[12], [("polyp", Presence.ABSENT, None)], annotator="alice")
     expected = 20 - 1 + 5
 
-    assert annotate.materialize_segments(con, video.id, dry_run=True) == expected
+    lead = as_user(con, settings, "lena", Role.LEAD)
+    assert annotations_service.materialize(lead, video.id, dry_run=True) == expected
     assert count(con, "frame_labels") == 1
-    assert annotate.materialize_segments(con, video.id, by="alice") == expected
+    assert annotations_service.materialize(lead, video.id) == expected
     assert count(con, "frame_labels") == 1 + expected
-    assert annotate.materialize_segments(con, video.id, by="alice") == 0
-    assert annotate.materialize_segments(con, video.id, dry_run=True) == 0
+    assert annotations_service.materialize(lead, video.id) == 0
+    assert annotations_service.materialize(lead, video.id, dry_run=True) == 0
     assert count(con, "frame_labels") == 1 + expected
 
     rows = con.execute("SELECT annotator, frame_number, value, frame_id, source FROM frame_labels "
@@ -456,8 +481,9 @@ def test_materialize_segments_counts_dedups_skips_unexported_and_is_idempotent(c
     assert con.execute("SELECT value FROM frame_labels WHERE frame_id = ? AND annotator = 'alice'",
                        [ids[12]]).fetchall() == [("absent",)]
     assert count(con, "frame_labels", "frame_number BETWEEN 50 AND 59") == 0
-    [entry] = audit.recent(con, action="materialize")
-    assert entry.details == {"rows": expected} and entry.entity_id == video.id
+    first, second = audit.recent(con, action="segment.materialize")[::-1]
+    assert (first.username, first.entity_id, first.details) == ("lena", video.id, {"rows": expected})
+    assert second.details == {"rows": 0}
 
 
 def test_materialize_unknown_video_is_not_found(con):

@@ -22,7 +22,7 @@ from endolite.errors import InvalidInput, NotFound
 from endolite.ingest import ingest_paths
 from endolite.masks import box_to_mask
 from endolite.records import LabelKind, Role, ShapeKind, TaskStatus
-from endolite.storage import annotations, benchmarks, connect, labels, media
+from endolite.storage import annotations, audit, benchmarks, connect, labels, media, users
 from endolite.synthetic import disc_mask
 
 H, W = 48, 64          # H != W catches transposes
@@ -42,6 +42,11 @@ def write_pngs(folder: Path, names=("img_a.png", "img_b.png", "img_c.png")) -> l
     return out
 
 
+def add_user(con, name: str, role: Role) -> None:
+    """A user row with a cheap hash (these tests are not about hashing)."""
+    users.add(con, name, role, auth.hash_password(f"{name}-pass-1", n=2**10))
+
+
 def make_benchmark_data(con, settings, folder: Path) -> dict:
     """Users, labels, an image group of 3 synthetic PNGs and masks by gold (gina), ann and bob.
 
@@ -50,9 +55,9 @@ def make_benchmark_data(con, settings, folder: Path) -> dict:
     Frame c: gold polyp disc; ann the same disc labelled tool (mismatch) + a blood mask (out of
     scope).  Nobody else draws on b / c.
     """
-    auth.add_user(con, "lena", Role.LEAD, "lead-pass-1")
+    add_user(con, "lena", Role.LEAD)
     for name in ("gina", "ann", "bob"):
-        auth.add_user(con, name, Role.ANNOTATOR, f"{name}-pass-1")
+        add_user(con, name, Role.ANNOTATOR)
     for name, kind in (("polyp", LabelKind.PATHOLOGY), ("tool", LabelKind.OTHER), ("blood", LabelKind.OTHER)):
         labels.add(con, name, kind=kind)
     results = ingest_paths(con, settings, write_pngs(folder), user="lena")
@@ -304,7 +309,7 @@ def video_data(con, settings, disc_video):
     from endolite.extract import extract_frames
 
     for name in ("gina", "ann"):
-        auth.add_user(con, name, Role.ANNOTATOR, f"{name}-pass-1")
+        add_user(con, name, Role.ANNOTATOR)
     labels.add(con, "polyp", kind=LabelKind.PATHOLOGY)
     labels.add(con, "blurry", kind=LabelKind.QUALITY)
     [video] = ingest_paths(con, settings, [disc_video], user="gina")
@@ -409,6 +414,16 @@ def test_cli_create_complete_status_report(con, settings, data, tmp_path, capsys
     assert code == 0 and out.strip() == "3 new tasks"
     code, out, _ = _run(capsys, settings, "benchmark", "list")
     assert code == 0 and out.split()[:2] == [str(bench_id), "cli"] and "annotators=ann,bob,lena" in out
+    con2 = connect(settings)
+    try:
+        [made] = audit.search(con2, action="benchmark.create")
+        assert (made.username, made.entity_id, made.details["gold"]) == ("lena", bench_id, "gina")
+        done = audit.search(con2, action="benchmark.task")
+        assert sorted((e.username, e.details["annotator"], e.details["tasks"]) for e in done) == [
+            ("lena", "ann", 2), ("lena", "gina", 3)]
+        assert [e.details["tasks"] for e in audit.search(con2, action="benchmark.assign")] == [3, 3]
+    finally:
+        con2.close()
 
 
 def test_cli_sequence_sample_and_clear_errors(con, settings, data, capsys):

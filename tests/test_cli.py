@@ -1,9 +1,13 @@
 """The ``endolite`` command, run as a real subprocess (``python -m endolite.cli``) on a data
 directory in tmp: exit codes, ``--json`` documents, plain lines, and one-line errors on stderr.
+
+Without ``--user`` the commands act as the server's shell user (admin rights); tests that act as
+a named user create that user first with ``endolite user add``.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import subprocess
@@ -15,9 +19,10 @@ import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
 
-from endolite import auth
 from endolite.config import Settings
+from endolite.errors import AuthError
 from endolite.media import encode_image, sha256_file, write_image_atomic
+from endolite.services import users as users_service
 from endolite.storage import connect
 from endolite.storage import media as media_store
 from endolite.synthetic import disc_mask, moving_disc_frames
@@ -33,8 +38,9 @@ def cli(data: Path, *args, as_json: bool = False, user: str | None = None,
         argv.append("--json")
     if user:
         argv += ["--user", user]
-    env = dict(os.environ, ENDOLITE_USER="tester")
+    env = dict(os.environ)
     env.pop("ENDOLITE_DATA", None)
+    env.pop("ENDOLITE_USER", None)
     return subprocess.run([*argv, *map(str, args)], input=stdin, capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=300)
 
@@ -52,6 +58,19 @@ def failed(r: subprocess.CompletedProcess, *, code: int = 2) -> str:
     assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
     assert r.stderr.startswith("error: ")
     return r.stderr
+
+
+def add_users(data: Path, *users: tuple[str, str]) -> None:
+    """Create ``(name, role)`` users as the shell user; the first must be an admin."""
+    for name, role in users:
+        ok(data, "user", "add", name, "--role", role, stdin=f"{name}-password\n")
+
+
+def audit_rows(data: Path, action: str) -> list[tuple]:
+    """(username, entity_id, details) of the audit entries with this action, oldest first."""
+    with db(data) as con:
+        return con.execute("SELECT username, entity_id, details FROM audit_log WHERE action = ? "
+                           "ORDER BY id", [action]).fetchall()
 
 
 @contextmanager
@@ -200,20 +219,71 @@ def test_extract_picks_frames_with_context_and_frames_lists_them(data, disc_vide
 def test_user_add_reads_password_from_stdin_and_refuses_a_taken_name(data):
     code = cli(data, "setup-code")
     assert code.returncode == 0 and len(code.stdout.strip()) == 16
-    assert Settings.resolve(data).setup_code_path.is_file()
+    setup_code = Settings.resolve(data).setup_code_path
+    assert setup_code.is_file()
 
+    err = failed(cli(data, "user", "add", "bob", "--role", "annotator", stdin="long enough pw\n"))
+    assert "the first user of a data directory must be an admin" in err
+    assert setup_code.is_file() and ok(data, "user", "list") == []
+
+    root = ok(data, "user", "add", "root", "--role", "admin", stdin="admin password\n")
+    assert (root["name"], root["role"]) == ("root", "admin")
+    assert not setup_code.exists(), "the first admin retires the setup code"
     user = ok(data, "user", "add", "bob", "--role", "annotator", stdin="long enough pw\n")
     assert (user["name"], user["role"]) == ("bob", "annotator")
-    assert not Settings.resolve(data).setup_code_path.exists(), "the first user retires the setup code"
     with db(data) as con:
-        assert auth.authenticate(con, "bob", "long enough pw").name == "bob"
+        assert users_service.login(con, "bob", "long enough pw").name == "bob"
 
     err = failed(cli(data, "user", "add", "bob", "--role", "lead", stdin="another password\n"))
     assert err.strip() == "error: user 'bob' already exists"
     err = failed(cli(data, "user", "add", "carl", "--role", "lead", stdin="short\n"))
     assert "at least 8 characters" in err
-    assert [(u["name"], u["role"]) for u in ok(data, "user", "list")] == [("bob", "annotator")]
+    assert [(u["name"], u["role"]) for u in ok(data, "user", "list")] == [("root", "admin"), ("bob", "annotator")]
     assert failed(cli(data, "setup-code")).startswith("error: setup is done already")
+    shell = f"shell:{getpass.getuser()}"
+    assert [(who, d["name"], d["role"]) for who, _, d in
+            [(u, i, json.loads(x)) for u, i, x in audit_rows(data, "user.add")]] == [
+        (shell, "root", "admin"), (shell, "bob", "annotator")]
+
+
+def test_user_passwd_role_deactivate_activate(data):
+    add_users(data, ("root", "admin"), ("bob", "annotator"))
+
+    ok(data, "user", "passwd", "bob", stdin="reset by admin\n")          # the shell user resets
+    with db(data) as con:
+        assert users_service.login(con, "bob", "reset by admin").name == "bob"
+        with pytest.raises(AuthError):
+            users_service.login(con, "bob", "bob-password")
+    # one's own: the current password first, then the new one
+    ok(data, "user", "passwd", "bob", user="bob", stdin="reset by admin\nchosen by bob\n")
+    err = failed(cli(data, "user", "passwd", "bob", user="bob", stdin="not the password\nwhatever pw\n"))
+    assert "the current password is wrong" in err
+    err = failed(cli(data, "user", "passwd", "root", user="bob", stdin="taken over\n"))
+    assert "bob (annotator) may not user.reset_password" in err
+    with db(data) as con:
+        assert users_service.login(con, "bob", "chosen by bob").name == "bob"
+        assert users_service.login(con, "root", "root-password").name == "root"
+
+    assert ok(data, "user", "role", "bob", "lead")["role"] == "lead"
+    assert ok(data, "label", "add", "polyp", user="bob")["name"] == "polyp"   # a lead may
+    assert ok(data, "user", "deactivate", "bob", user="root")["active"] is False
+    err = failed(cli(data, "label", "add", "cecum", user="bob"))
+    assert "--user bob: no active user of that name" in err
+    assert cli(data, "user", "list").stdout.splitlines()[1].endswith("bob (lead) deactivated")
+    assert ok(data, "user", "activate", "bob")["active"] is True
+    assert ok(data, "label", "add", "cecum", user="bob")["name"] == "cecum"
+
+    assert "only active admin" in failed(cli(data, "user", "deactivate", "root"))
+    assert "only active admin" in failed(cli(data, "user", "role", "root", "lead"))
+    assert [(u["name"], u["role"], u["active"]) for u in ok(data, "user", "list")] == [
+        ("root", "admin", True), ("bob", "lead", True)]
+    shell = f"shell:{getpass.getuser()}"
+    assert [(who, json.loads(d)) for who, _, d in audit_rows(data, "user.role")] == [
+        (shell, {"before": "annotator", "after": "lead", "via": "server shell"})]
+    assert [(who, json.loads(d)["active"]) for who, _, d in audit_rows(data, "user.active")] == [
+        ("root", False), (shell, True)]
+    assert [who for who, _, _ in audit_rows(data, "user.password_change")] == ["bob"]
+    assert [who for who, _, _ in audit_rows(data, "user.reset_password")] == [shell]
 
 
 def test_label_add_list_rename_recolor(data):
@@ -291,12 +361,23 @@ def test_frame_label_set_overwrite_and_errors(data, tmp_path):
         (fid, "polyp", "present", None, "ann"), (fid, "bbps", "unknown", 2.5, "ann")]
     again = cli(data, "frame-label", fid, "--set", "polyp=0", "--annotator", "ann")
     assert again.returncode == 0 and again.stdout.strip() == f"frame {fid}: polyp=absent"
+    add_users(data, ("root", "admin"), ("carol", "annotator"))
     [carol] = ok(data, "frame-label", fid, "--set", "polyp=yes", user="carol")
     assert carol["annotator"] == "carol"
+    err = failed(cli(data, "frame-label", fid, "--set", "polyp=1", "--annotator", "ann", user="carol"))
+    assert "carol (annotator) may not frame_label.set on records of ann" in err
     with db(data) as con:
         got = con.execute("SELECT annotator, value FROM frame_labels f JOIN labels l ON l.id = f.label_id "
                           "WHERE l.name = 'polyp' ORDER BY annotator").fetchall()
     assert got == [("ann", "absent"), ("carol", "present")]
+
+    # several values after one --set
+    rows = ok(data, "frame-label", fid, "--set", "polyp=1", "bbps=0", "--annotator", "ann")
+    assert [(x["label"], x["value"], x["annotator"]) for x in rows] == [
+        ("polyp", "present", "ann"), ("bbps", "absent", "ann")]
+    [(who, details)] = [(w, json.loads(d)) for w, _, d in audit_rows(data, "frame_label.set")
+                        if json.loads(d)["annotator"] == "carol"]
+    assert who == "carol" and details["values"] == {"polyp": "present"}
 
     assert "use 1, 0 or unknown" in failed(cli(data, "frame-label", fid, "--set", "polyp=maybe"))
     assert "use LABEL=1" in failed(cli(data, "frame-label", fid, "--set", "polyp"))
@@ -328,6 +409,21 @@ def test_segment_add_and_materialize_dry_run_then_real_then_nothing(data, disc_v
     assert ok(data, "segment", "materialize", video_id) == {"video_id": video_id, "dry_run": False, "rows": 0}
     assert ok(data, "segment", "materialize", video_id, "--dry-run")["rows"] == 0
     assert count(data, "frame_labels") == 15
+
+    # a segment marked not for export is skipped until it is marked again
+    late = ok(data, "segment", "add", video_id, "--label", "polyp", "--start", 40, "--end", 44)
+    off = ok(data, "segment", "export", late["id"], "off")
+    assert (off["id"], off["for_export"]) == (late["id"], False)
+    assert cli(data, "segment", "list", video_id).stdout.splitlines()[2].endswith("(not exported)")
+    assert ok(data, "segment", "materialize", video_id)["rows"] == 0
+    on = cli(data, "segment", "export", late["id"], "on")
+    assert on.returncode == 0 and on.stdout.strip() == f"segment {late['id']}: exported"
+    assert ok(data, "segment", "materialize", video_id)["rows"] == 5
+    assert count(data, "frame_labels") == 20
+    flips = [(json.loads(d)["before"], json.loads(d)["after"]) for _, i, d in
+             audit_rows(data, "segment.export_flag") if i == late["id"]]
+    assert flips == [(True, False), (False, True)]
+    assert "no segment with id 999" in failed(cli(data, "segment", "export", 999, "on"))
 
 
 # --- a database held by another process -------------------------------------------------------

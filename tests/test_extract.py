@@ -1,4 +1,5 @@
-"""Frame extraction: decoding primitives, the sparse planner, extract_frames end to end."""
+"""Frame extraction: decoding primitives, the sparse planner, extract_frames end to end (and
+through the service that checks the role and audits it)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 from endolite import media
 from endolite.errors import InvalidInput, NotFound
 from endolite.extract import context_targets, extract_frames
-from endolite.records import SampleMethod, Video
+from endolite.records import Role, SampleMethod, Video
+from endolite.services import Actor, Ctx
+from endolite.services import media as media_service
 from endolite.storage import audit
 from endolite.storage import media as store
 from endolite.synthetic import write_disc_video
@@ -26,6 +29,10 @@ def add_video(con, settings, source: Path) -> Video:
                            path=settings.relative(target), container=info.container, codec=info.codec,
                            fps=info.fps, frame_count=info.frame_count, duration=info.duration,
                            width=info.width, height=info.height, size_bytes=target.stat().st_size)
+
+
+def lead(con, settings, name: str = "ann") -> Ctx:
+    return Ctx(con=con, settings=settings, actor=Actor(name=name, role=Role.LEAD))
 
 
 def decode_all(path: Path) -> tuple[list[np.ndarray], list[int]]:
@@ -154,8 +161,8 @@ def test_context_targets():
 
 def test_uniform_extraction_writes_frames_and_rows(con, settings, disc):
     calls: list[tuple[float, str]] = []
-    result = extract_frames(con, settings, disc.id, method="uniform", count=4, user="ann",
-                            progress=lambda f, m: calls.append((f, m)))
+    result = media_service.extract(lead(con, settings, "ann"), disc.id, method="uniform", count=4,
+                                   progress=lambda f, m: calls.append((f, m)))
     assert result.method is SampleMethod.UNIFORM and result.video_id == disc.id
     assert [f.frame_number for f in result.picked] == [12, 37, 62, 87]
     assert len(result.context) == 16
@@ -176,8 +183,10 @@ def test_uniform_extraction_writes_frames_and_rows(con, settings, disc):
     assert not any(f.is_context for f in result.picked)
     assert len(store.frames_of(con, video_id=disc.id)) == 20
     assert 0 < result.frames_decoded <= 100
-    entry = audit.recent(con, action="extract")[0]
-    assert entry.entity_id == disc.id and entry.details["extraction_id"] == result.extraction_id
+    [entry] = audit.recent(con, action="media.extract")
+    assert (entry.username, entry.entity, entry.entity_id) == ("ann", "video", disc.id)
+    assert entry.details["extraction_id"] == result.extraction_id
+    assert entry.details["picked"] == [f.id for f in result.picked] and entry.details["context"] == 16
     row = con.execute("SELECT method, frames_decoded FROM extractions WHERE id = ?",
                       [result.extraction_id]).fetchone()
     assert row == ("uniform", result.frames_decoded)
@@ -269,10 +278,10 @@ def test_failure_rolls_back_and_removes_files(con, settings, disc, monkeypatch):
 
     monkeypatch.setattr(store, "insert_frames", broken)
     with pytest.raises(RuntimeError):
-        extract_frames(con, settings, disc.id, method="uniform", count=3)
+        media_service.extract(lead(con, settings), disc.id, method="uniform", count=3)
     assert store.frames_of(con, video_id=disc.id) == []
     assert con.execute("SELECT count(*) FROM extractions").fetchone()[0] == 0
-    assert audit.recent(con, action="extract") == []
+    assert audit.recent(con, action="media.extract") == []
     frames_dir = settings.video_frames_dir(disc.id)
     assert not frames_dir.exists() or not any(frames_dir.iterdir())
 

@@ -97,16 +97,46 @@ def test_image_group_propagation_follows_frame_order(con, settings, tmp_path):
 def test_cli_propagate_prints_the_masks_made(con, settings, video_setup, capsys):
     import json
 
+    from endolite import auth
     from endolite.cli import main
+    from endolite.records import Role
+    from endolite.storage import users
 
     video_id, picked, truth, _ = video_setup
     start, stop = picked.picked[0], picked.picked[1]
+    for name, role in (("root", Role.ADMIN), ("ann", Role.ANNOTATOR)):
+        users.add(con, name, role, auth.hash_password(f"{name}-password", n=2**10))
     source = annotate.save_mask(con, settings, annotate.NewMask(start.id, truth[start.frame_number]),
                                 label="polyp", annotator="ann")
     con.close()
-    code = main(["--data", str(settings.data_dir), "--json", "propagate", str(source.id),
-                 "--direction", "forward", "--to", str(stop.id), "--annotator", "ann"])
+
+    def propagate(*extra: str) -> tuple[int, list[dict], str]:
+        code = main(["--data", str(settings.data_dir), "--json", "--user", "ann", "propagate",
+                     str(source.id), "--direction", "forward", "--to", str(stop.id), *extra])
+        captured = capsys.readouterr()
+        return code, json.loads(captured.out), captured.err
+
+    code, rows, _ = propagate()
     assert code == 0
-    rows = json.loads(capsys.readouterr().out)
     assert rows and all(0.0 <= r["confidence"] <= 1.0 for r in rows)
     assert rows[-1]["frame_id"] == stop.id
+
+    def live() -> list[int]:
+        from endolite.storage import connect
+
+        c = connect(settings)
+        try:
+            return sorted(m.id for m in annotations.masks_of(c, origin_mask_id=source.id, annotator="ann"))
+        finally:
+            c.close()
+
+    assert live() == sorted(r["id"] for r in rows)
+    code, again, _ = propagate()                       # a re-run replaces ann's earlier result
+    assert code == 0 and live() == sorted(r["id"] for r in again)
+    assert not {r["id"] for r in rows} & set(live())
+    code, kept, _ = propagate("--keep-earlier")
+    assert code == 0 and live() == sorted(r["id"] for r in again + kept)
+
+    code, out, err = propagate("--annotator", "bob")
+    assert code == 2 and "use --user bob" in err
+    assert len(live()) == len(again) + len(kept)

@@ -7,13 +7,15 @@ Pure evaluation core (no database, no pages).  Modules:
   Encord-style ``best_gold`` scores.
 - ``metrics``: P/R/F1 from counts, Dice, frame-label agreement (accuracy, F1, Cohen's kappa),
   confusion matrices with an "unmatched" row and column.
-- ``records``: ``FrameInput`` / ``SequenceInput`` and the frozen rows of the report.
+- ``records``: ``FrameInput`` / ``SequenceInput``, the frozen rows of the report, and the report
+  as a JSON-able dict and as CSV files (``iou_results.csv`` etc.).
 - ``report``: ``evaluate_frame`` and ``build_report`` -> frozen ``BenchmarkReport``.
-- ``render``: the report as a JSON-able dict and as CSV files (``iou_results.csv`` etc.).
-- ``service`` (not imported here: it needs the database): benchmarks and their tasks in
-  storage -> ``FrameInput`` / ``SequenceInput`` -> ``build_report``; frame selection with seeded
-  samples, completion gating, the annotators' blind queue (``tasks_for``), saved runs.
-  ``from endolite.benchmark import service``.
+- ``render``: generic helpers turning frozen rows into JSON-able dicts and CSV text (no record
+  types: ``records`` imports ``render``, never the other way).
+- ``service`` (a package, not imported here: it needs the database): benchmarks and their
+  tasks in storage -> ``FrameInput`` / ``SequenceInput`` -> ``build_report``; frame selection
+  with seeded samples, completion gating, the annotators' blind queue (``tasks_for``), saved
+  runs.  ``from endolite.benchmark import service``.
 
 See each module's docstring for shapes, the (x, y, w, h) box order and the empty-mask /
 empty-frame policies.
@@ -41,8 +43,8 @@ from endolite.benchmark.metrics import (
     prf,
     segments_to_presence,
 )
-from endolite.benchmark.render import CSV_NAMES, report_csvs, report_to_dict, rows_to_csv
 from endolite.benchmark.records import (
+    CSV_NAMES,
     AgreementRow,
     BenchmarkReport,
     FrameEvaluation,
@@ -53,7 +55,10 @@ from endolite.benchmark.records import (
     MatchRow,
     SequenceInput,
     Summary,
+    report_csvs,
+    report_to_dict,
 )
+from endolite.benchmark.render import rows_to_csv
 from endolite.benchmark.report import build_report, evaluate_frame
 
 __all__ = [

@@ -2,6 +2,12 @@
 
 Objects are ``matching.BenchObject``; ids (``object_id``, ``gold_object``, ``task_id``,
 ``label_id``) are the caller's values, passed through untouched.  Undefined means are ``None``.
+
+The report as a JSON-able dict (``report_to_dict``) and as CSV files (``report_csvs``, the
+names in ``CSV_NAMES``), built with the generic helpers of ``render``.  ``iou_results.csv``
+starts with Encord's columns ``annotator, data_unit_name, label_id, iou_score, class_score`` and
+continues with ``frame_id, label_name, object_id, kind, best_gold_object, matched_gold_object,
+matched_iou, dice, task_id`` (the fields of ``IouRow``).
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ from typing import Any
 
 from endolite.benchmark.matching import BenchObject
 from endolite.benchmark.metrics import ConfusionMatrix
+from endolite.benchmark.render import confusion_csv, plain, row_dict, rows_to_csv
 
 ALL = "(all)"
+CSV_NAMES = ("iou_results.csv", "matches.csv", "frames.csv", "annotators.csv",
+             "annotator_labels.csv", "labels.csv", "label_agreement.csv", "confusion.csv")
 
 
 @dataclass(frozen=True)
@@ -197,9 +206,43 @@ class BenchmarkReport:
     agreement: tuple[AgreementRow, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        from endolite.benchmark.render import report_to_dict
         return report_to_dict(self)
 
     def csvs(self) -> dict[str, bytes]:
-        from endolite.benchmark.render import report_csvs
         return report_csvs(self)
+
+
+def report_to_dict(report: BenchmarkReport) -> dict[str, Any]:
+    """The whole report as plain dicts/lists/str/int/float/None (``json.dumps`` with
+    ``allow_nan=False`` works on it)."""
+    return {
+        "iou_threshold": report.iou_threshold,
+        "labels": [{"name": n, "id": plain(report.label_ids[n])} for n in report.labels],
+        "ignored_labels": list(report.ignored_labels),
+        "overall": row_dict(report.overall),
+        "annotators": [row_dict(r) for r in report.annotators],
+        "annotator_labels": [row_dict(r) for r in report.annotator_labels],
+        "label_summaries": [row_dict(r) for r in report.label_summaries],
+        "frames": [row_dict(r) for r in report.frames],
+        "iou_rows": [row_dict(r) for r in report.iou_rows],
+        "matches": [row_dict(r) for r in report.matches],
+        "confusion": {a: cm.to_dict() for a, cm in report.confusion.items()},
+        "confusion_total": report.confusion_total.to_dict(),
+        "agreement": [row_dict(r) for r in report.agreement],
+    }
+
+
+def report_csvs(report: BenchmarkReport) -> dict[str, bytes]:
+    """``{file name: UTF-8 CSV bytes}`` for the names in ``CSV_NAMES``; ``confusion.csv`` in
+    long format, the total under annotator "(all)"."""
+    texts = {
+        "iou_results.csv": rows_to_csv(report.iou_rows, row_type=IouRow),
+        "matches.csv": rows_to_csv(report.matches, row_type=MatchRow),
+        "frames.csv": rows_to_csv(report.frames, row_type=FrameRow),
+        "annotators.csv": rows_to_csv([*report.annotators, report.overall], row_type=Summary),
+        "annotator_labels.csv": rows_to_csv(report.annotator_labels, row_type=Summary),
+        "labels.csv": rows_to_csv(report.label_summaries, row_type=Summary),
+        "label_agreement.csv": rows_to_csv(report.agreement, row_type=AgreementRow),
+        "confusion.csv": confusion_csv([*report.confusion.items(), (ALL, report.confusion_total)]),
+    }
+    return {name: text.encode("utf-8") for name, text in texts.items()}

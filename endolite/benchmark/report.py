@@ -4,8 +4,8 @@ Input: one ``FrameInput`` per frame (the gold objects and, per annotator, that a
 objects) and optionally ``SequenceInput`` frame-label / time-segment sequences.  Output: a
 frozen ``BenchmarkReport`` with per-annotator, per-annotator x label, per-label and per-frame
 rows, the Encord-style IoU rows (``iou_results.csv``), every match decision, confusion matrices
-and frame-label agreement.  The records live in ``records.py``; rendering to CSV / JSON in
-``render.py``.
+and frame-label agreement.  The records, and the report's CSV / JSON forms, live in
+``records.py`` (built on the generic helpers of ``render.py``).
 
 Policies:
 

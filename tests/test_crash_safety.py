@@ -182,40 +182,35 @@ def assert_recovers(data: Path, before: tuple[dict, dict]) -> None:
 
 # --- kill -9 during CLI commands ---------------------------------------------------------------
 
-@pytest.mark.parametrize("moment", ["early", "later", "placed"])
-def test_kill_during_ingest(base, tmp_path, moment):
+def scenario(base: dict, data: Path, command: str, moment: str) -> tuple[list, Callable[[], bool], bool]:
+    """(arguments, when to kill, whether the kill must land before the command ends)."""
+    frames = data / "frames" / f"video_{base['video_id']}"
+    argv = {"ingest": ["ingest", base["other"]],
+            "extract": ["extract", base["video_id"], "--count", "40", "--method", "random",
+                        "--seed", "7"],
+            "propagate": ["propagate", base["mask_id"], "--direction", "forward", "--to", base["to"]],
+            }[command]
+    ready = {("ingest", "later"): after(0.8),
+             # the video file is in place (or still under its .tmp- name), its row not yet
+             ("ingest", "placed"): files_appear(data / "videos", "*.mp4"),
+             ("extract", "first_frame"): files_appear(frames, "frame_*.jpg"),
+             ("extract", "half"): files_appear(frames, "frame_*.jpg", count=60),
+             ("propagate", "walking"): after(1.5),
+             ("propagate", "saving"): files_appear(data / "masks", "frame_*/mask_*.png"),
+             }.get((command, moment)) or after(0.3)
+    return argv, ready, moment == "early" or command == "extract"
+
+
+@pytest.mark.parametrize("command, moment", [
+    ("ingest", "early"), ("ingest", "later"), ("ingest", "placed"),
+    ("extract", "early"), ("extract", "first_frame"), ("extract", "half"),
+    ("propagate", "early"), ("propagate", "walking"), ("propagate", "saving")])
+def test_kill_9_during_a_cli_command(base, tmp_path, command, moment):
     data = fresh_copy(base, tmp_path)
     before = snapshot(data)
-    # "placed": the video file is in place (or still under its .tmp- name), its row not yet
-    ready = {"early": after(0.3), "later": after(0.8),
-             "placed": files_appear(data / "videos", "*.mp4")}[moment]
-    kill_when(["--data", str(data), "ingest", str(base["other"])], ready)
-    assert_recovers(data, before)
-
-
-@pytest.mark.parametrize("moment", ["early", "first_frame", "half"])
-def test_kill_during_extraction(base, tmp_path, moment):
-    data = fresh_copy(base, tmp_path)
-    before = snapshot(data)
-    folder = data / "frames" / f"video_{base['video_id']}"
-    ready = {"early": after(0.3),
-             "first_frame": files_appear(folder, "frame_*.jpg"),
-             "half": files_appear(folder, "frame_*.jpg", count=60)}[moment]
-    killed = kill_when(["--data", str(data), "extract", base["video_id"], "--count", "40",
-                        "--method", "random", "--seed", "7"], ready)
-    assert killed or moment == "early"
-    assert_recovers(data, before)
-
-
-@pytest.mark.parametrize("moment", ["early", "walking", "saving"])
-def test_kill_during_propagation(base, tmp_path, moment):
-    data = fresh_copy(base, tmp_path)
-    before = snapshot(data)
-    ready = {"early": after(0.3), "walking": after(1.5),
-             "saving": files_appear(data / "masks", "frame_*/mask_*.png")}[moment]
-    killed = kill_when(["--data", str(data), "propagate", base["mask_id"], "--direction", "forward",
-                        "--to", base["to"]], ready)
-    assert killed or moment != "early"
+    argv, ready, must_kill = scenario(base, data, command, moment)
+    killed = kill_when(["--data", str(data), *argv], ready)
+    assert killed or not must_kill
     assert_recovers(data, before)
 
 

@@ -392,14 +392,19 @@ def test_stray_unnumbered_image_is_skipped_not_renumbering(con, settings, tmp_pa
         (0, "polyp a.png"), (1, "polyp b.png"), (2, "scan 12.png")]
 
 
-def test_zip_with_symlink_encrypted_or_too_many_members_is_rejected(con, settings, tmp_path):
-    link = tmp_path / "link.zip"
-    with zipfile.ZipFile(link, "w") as zf:
+def symlink_zip(path: Path) -> Path:
+    """A zip whose second member is a symbolic link to /etc/passwd."""
+    with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("img00000001.png", png_bytes(1))
         info = zipfile.ZipInfo("img00000002.png")
         info.create_system = 3
         info.external_attr = (stat.S_IFLNK | 0o777) << 16
         zf.writestr(info, "/etc/passwd")
+    return path
+
+
+def test_zip_with_symlink_encrypted_or_too_many_members_is_rejected(con, settings, tmp_path):
+    link = symlink_zip(tmp_path / "link.zip")
     locked = tmp_path / "locked.zip"
     with zipfile.ZipFile(locked, "w") as zf:
         zf.writestr("img00000001.png", png_bytes(1))
@@ -450,13 +455,17 @@ def test_zip_bomb_is_rejected(con, settings, tmp_path):
     assert data_files(settings) == [] and count(con, "image_groups") == 0
 
 
-def test_zip_whose_header_lies_about_size_is_rejected(con, settings, tmp_path):
-    path = bomb(tmp_path / "liar.zip", 30)
+def lying_bomb(path: Path) -> Path:
+    """``bomb`` whose central directory declares 1000 bytes for the 30 MB member."""
+    bomb(path, 30)
     raw = bytearray(path.read_bytes())
-    # shrink the declared uncompressed size of the big member in the central directory
-    cd = raw.rfind(b"PK\x01\x02")
-    struct.pack_into("<I", raw, cd + 24, 1000)
+    struct.pack_into("<I", raw, raw.rfind(b"PK\x01\x02") + 24, 1000)
     path.write_bytes(bytes(raw))
+    return path
+
+
+def test_zip_whose_header_lies_about_size_is_rejected(con, settings, tmp_path):
+    path = lying_bomb(tmp_path / "liar.zip")
     [result] = run(con, settings, [path], zip_limits=ZipLimits(ratio_floor_bytes=10 << 20))
     assert result.status == REJECTED and "liar.zip" in result.reason
     assert data_files(settings) == [] and count(con, "frames") == 0

@@ -20,10 +20,19 @@ from endolite import media
 from endolite.config import Settings
 from endolite.errors import EndoliteError, InvalidInput, StorageError, describe_os_error
 from endolite.ingest.roots import ImportRoots
+from endolite.ingest.upload import safe_name
 from endolite.records import IngestResult, IngestStatus, ItemKind
 from endolite.storage import audit
 
 Progress = Callable[[float, str], None]
+MAX_FRAME_PIXELS = 8192 * 8192      # stills and video frames; endoscopy is at most 4K
+
+
+def check_frame_size(label: str, width: int, height: int) -> None:
+    """InvalidInput naming ``label`` when a declared frame is larger than MAX_FRAME_PIXELS."""
+    if width * height > MAX_FRAME_PIXELS:
+        raise InvalidInput(f"{label}: {width}x{height} pixels, over the limit of "
+                           f"{MAX_FRAME_PIXELS:,} pixels (8192x8192)")
 
 
 @dataclass
@@ -56,8 +65,9 @@ class Input:
 
 
 def display_name(path: str | Path, names: Mapping[str, str]) -> str:
+    """The name a person gave ``path`` (a browser's, so made safe), else its own file name."""
     given = names.get(str(path))
-    return given.replace("\\", "/").rsplit("/", 1)[-1] if given else Path(path).name
+    return safe_name(given) if given else Path(path).name
 
 
 class Meter:
@@ -212,9 +222,12 @@ def _storage_error(exc: BaseException, data_dir: Path | None) -> StorageError | 
 
 def reason_for(label: str, exc: BaseException, *, data_dir: Path | None = None) -> str:
     """What went wrong with ``label``, for a rejected result.  A failed write inside
-    ``data_dir`` names its cause (``describe_os_error``) and a path relative to ``data_dir``."""
+    ``data_dir`` names its cause (``describe_os_error``) and a path relative to ``data_dir``;
+    staged uploads and temporary files are named relative to ``data_dir/tmp``."""
     exc = _storage_error(exc, data_dir) or exc
     text = str(exc) or type(exc).__name__
+    if data_dir is not None:                  # staged files: the server's layout stays hidden
+        text = text.replace(f"{data_dir / 'tmp'}{os.sep}", "")
     if isinstance(exc, EndoliteError):
         return text if label in text else f"{label}: {text}"
     if isinstance(exc, OSError) and exc.strerror:

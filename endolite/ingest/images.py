@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from endolite.ingest.common import (
     Input,
     Progress,
     Writes,
+    check_frame_size,
     library_copies,
     reason_for,
     record_import,
@@ -39,6 +41,9 @@ from endolite.ingest.roots import admitted
 from endolite.ingest.upload import safe_name
 from endolite.records import IngestResult, IngestStatus, ItemKind
 from endolite.storage import media as store
+
+
+_BROWSER_FORMATS = {"JPEG", "PNG"}
 
 
 @dataclass
@@ -98,8 +103,26 @@ def _stored_names(members: list[Member], reserved: set[str]) -> list[str]:
     return out
 
 
+def _image_format(path: Path, label: str) -> str | None:
+    """The format Pillow reads in ``path``'s header (None when Pillow cannot open it; tifffile
+    may).  Raises InvalidInput when the header declares more than MAX_FRAME_PIXELS, before
+    anything is decoded."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                fmt, (width, height) = im.format, im.size
+    except Exception:  # noqa: BLE001 - read_image reports what cannot be decoded
+        return None
+    check_frame_size(label, width, height)
+    return fmt
+
+
 def prepare(members: list[Member], writes: Writes, *, lenient: bool, progress: Progress) -> None:
-    """Hash and decode every member; stage a PNG where the browser needs one.
+    """Hash and decode every member; stage a PNG where the browser needs one (a format other
+    than JPEG/PNG by content, whatever the extension says).
 
     ``lenient``: an undecodable member gets ``error`` set; otherwise it raises InvalidInput.
     """
@@ -109,18 +132,21 @@ def prepare(members: list[Member], writes: Writes, *, lenient: bool, progress: P
             if member.source.stat().st_size == 0:
                 raise InvalidInput(f"{member.label}: empty file")
             member.sha256 = media.sha256_file(member.source)
+            fmt = _image_format(member.source, member.label)
             try:
                 rgb = media.read_image(member.source)
             except InvalidInput as exc:
                 raise renamed(exc, member.source.name, member.label) from None
             member.height, member.width = int(rgb.shape[0]), int(rgb.shape[1])
-            if Path(member.name).suffix.lower() not in media.BROWSER_EXTENSIONS:
+            browser_ready = (fmt in _BROWSER_FORMATS if fmt is not None
+                             else Path(member.name).suffix.lower() in media.BROWSER_EXTENSIONS)
+            if not browser_ready:
                 member.png = writes.stage() / f"view_{index}_{uuid.uuid4().hex[:8]}.png"
                 member.png.write_bytes(media.encode_image(rgb, fmt="png"))
         except InvalidInput as exc:
             if not lenient:
                 raise
-            member.error = str(exc)
+            member.error = reason_for(member.label, exc, data_dir=writes.settings.data_dir)
 
 
 def store_group(con: duckdb.DuckDBPyConnection, settings: Settings, members: list[Member], *,

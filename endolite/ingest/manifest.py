@@ -35,6 +35,7 @@ from endolite.records import IngestResult, IngestStatus, ItemKind
 from endolite.storage import media as store
 
 MANIFEST_KEYS = ("videos", "images", "image_groups")
+MAX_MANIFEST_BYTES = 64 << 20
 
 
 def _key_frames(frames: Any, label: str) -> list[int]:
@@ -110,10 +111,16 @@ def _already_registered(con: duckdb.DuckDBPyConnection, url: str,
 
 def ingest_manifest(con: duckdb.DuckDBPyConnection, settings: Settings, item: Input, *,
                     user: str | None, progress: Progress) -> list[IngestResult]:
+    if item.path.stat().st_size > MAX_MANIFEST_BYTES:
+        return [rejected(item.given, ItemKind.UNKNOWN, f"{item.name}: a manifest larger than "
+                                                       f"{MAX_MANIFEST_BYTES >> 20} MB is refused")]
     try:
         data = json.loads(item.path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return [rejected(item.given, ItemKind.UNKNOWN, f"{item.name}: not readable JSON ({exc})")]
+    except RecursionError:
+        return [rejected(item.given, ItemKind.UNKNOWN,
+                         f"{item.name}: not readable JSON (nested too deeply)")]
     if not isinstance(data, dict) or not any(k in data for k in MANIFEST_KEYS):
         return [rejected(item.given, ItemKind.UNKNOWN,
                          f"{item.name}: unknown type (JSON without videos, images or image_groups)")]

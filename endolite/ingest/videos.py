@@ -11,7 +11,7 @@ import duckdb
 from endolite import media
 from endolite.config import Settings
 from endolite.errors import InvalidInput
-from endolite.ingest.common import Writes, record_import, renamed, transaction
+from endolite.ingest.common import Writes, check_frame_size, record_import, renamed, transaction
 from endolite.records import IngestResult, IngestStatus, ItemKind, Video
 from endolite.storage import media as store
 
@@ -59,6 +59,7 @@ def import_video(con: duckdb.DuckDBPyConnection, settings: Settings, path: Path,
     if (info.container in _NOT_VIDEO_CONTAINERS or info.container.endswith("_pipe")
             or info.codec == "ansi"):
         raise unknown if not strict else InvalidInput(f"{name}: not a video ({info.container})")
+    check_frame_size(name, info.width, info.height)
     target = settings.videos_dir / f"{sha}.{_video_ext(name, info.container)}"
     if not (target.is_file() and media.sha256_file(target) == sha):
         media.copy_file_atomic(path, writes.file(target))   # a file already there is never undone

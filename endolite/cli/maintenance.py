@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from endolite.cli.common import Output, _open
+from endolite.cli.common import Output, context
 from endolite.config import Settings
 
 
@@ -44,16 +44,17 @@ def _summary(report) -> str:
 
 
 def cmd_check(args, out: Output) -> int:
-    from endolite.maintenance import run_check
+    from endolite.services.maintenance import run_check
     from endolite.storage.db import last_recovery
 
-    settings, con = _open(args)
+    ctx = context(args)
+    settings = ctx.settings
     try:
-        # the one call into maintenance (role check goes here); grace 0: this process holds
+        # the one call into maintenance (role checked there); grace 0: this process holds
         # the database alone, so no write of another thread can be in flight
-        run = run_check(con, settings, fix=args.repair, grace_s=0, hashes=not args.quick)
+        run = run_check(ctx, fix=args.repair, grace_s=0, hashes=not args.quick)
     finally:
-        con.close()
+        ctx.con.close()
     opened = last_recovery(settings)
     lines = []
     if opened is not None:
@@ -80,13 +81,13 @@ def cmd_check(args, out: Output) -> int:
 
 
 def cmd_backup(args, out: Output) -> int:
-    from endolite.maintenance import backup
+    from endolite.services.maintenance import backup
 
-    settings, con = _open(args)
+    ctx = context(args)
     try:
-        result = backup(con, settings, Path(args.dest))        # the one call (role check here)
+        result = backup(ctx, Path(args.dest))        # the one call (role checked there)
     finally:
-        con.close()
+        ctx.con.close()
     rows = sum(result.tables.values())
     lines = [f"backup in {result.dest}: database {result.database_bytes} bytes ({rows} rows in "
              f"{len(result.tables)} tables), {result.files} files, {result.bytes} bytes"]

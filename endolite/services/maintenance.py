@@ -12,16 +12,23 @@ def check(ctx: Ctx, *, repair: bool = False):
     """(report, repairs done): disagreements between the database and data/, and with
     ``repair`` what was fixed (only what is safe: orphaned files, tmp leftovers, mask PNG
     mirrors, jobs left running)."""
-    from endolite.maintenance import check as checker
+    run = run_check(ctx, fix=repair)
+    return run.final, list(run.repaired)
+
+
+def run_check(ctx: Ctx, *, fix: bool = False, grace_s: float | None = None, hashes: bool = True):
+    """``endolite.maintenance.run_check`` for administrators (a CheckRun); a repair that did
+    something is audited.  ``grace_s``: default the dashboard's (``LIVE_GRACE_S``)."""
+    # (``endolite.maintenance.check`` is the function the package re-exports, not the module)
+    from endolite.maintenance.check import LIVE_GRACE_S, run_check as checked
 
     ctx.check(Action.CHECK)
-    report = checker.check(ctx.con, ctx.settings)
-    done: list[str] = []
-    if repair and report.problems:
-        done = checker.repair(ctx.con, ctx.settings, report)
-        ctx.record(Action.CHECK, entity="data_dir", problems=len(report.problems), repaired=done)
-        report = checker.check(ctx.con, ctx.settings)
-    return report, done
+    run = checked(ctx.con, ctx.settings, fix=fix, hashes=hashes,
+                  grace_s=LIVE_GRACE_S if grace_s is None else grace_s)
+    if run.repaired:
+        ctx.record(Action.CHECK, entity="data_dir", problems=len(run.report.problems),
+                   repaired=list(run.repaired))
+    return run
 
 
 def backup(ctx: Ctx, dest: str | Path):

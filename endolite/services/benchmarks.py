@@ -17,7 +17,8 @@ def create(ctx: Ctx, *, name: str, gold: str, annotators: Sequence[str], labels:
                                   frame_ids=frame_ids, iou_threshold=iou_threshold,
                                   created_by=ctx.actor.name)
     ctx.record(Action.BENCHMARK_CREATE, entity="benchmark", entity_id=bench.id, name=bench.name,
-               gold=bench.gold, annotators=list(bench.annotators), frames=len(bench.frame_ids))
+               gold=bench.gold, annotators=list(bench.annotators), labels=list(bench.label_ids),
+               frames=len(bench.frame_ids))
     return bench
 
 

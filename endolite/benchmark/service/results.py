@@ -20,7 +20,7 @@ from endolite.benchmark.service.inputs import evaluation_inputs
 from endolite.benchmark.service.tasks import status_rows
 from endolite.config import Settings
 from endolite.records import Benchmark, to_dict
-from endolite.storage import annotations, audit, benchmarks, media
+from endolite.storage import annotations, benchmarks, media
 
 IOU_RESULTS_CSV = "iou_results.csv"
 SUMMARY_CSV = "label_summary.csv"
@@ -148,8 +148,6 @@ def save_run(con: duckdb.DuckDBPyConnection, result: BenchmarkResult, *, created
     """Store the leaderboard of ``result`` as a run of its benchmark; returns the run id."""
     run_id = benchmarks.add_run(con, result.benchmark.id, iou_threshold=result.report.iou_threshold,
                                 summary=list(result.leaderboard), created_by=created_by)
-    audit.record(con, username=created_by, action="save_run", entity="benchmark",
-                 entity_id=result.benchmark.id, details={"run_id": run_id})
     return run_id
 
 

@@ -15,7 +15,7 @@ import duckdb
 from endolite.benchmark.service.frames import data_unit_names, select_frames
 from endolite.errors import InvalidInput, NotFound
 from endolite.records import Benchmark, Label, TaskStatus
-from endolite.storage import audit, benchmarks, labels, media, users
+from endolite.storage import benchmarks, labels, media, users
 
 
 def parse_names(text: str | Iterable[str] | None) -> list[str]:
@@ -83,9 +83,6 @@ def create_benchmark(con: duckdb.DuckDBPyConnection, *, name: str, gold: str, an
         bench = benchmarks.create(con, name=name, gold=gold, annotators=annotators,
                                   label_ids=[lb.id for lb in scope], frame_ids=frame_ids,
                                   iou_threshold=float(iou_threshold), created_by=created_by)
-        audit.record(con, username=created_by, action="create", entity="benchmark", entity_id=bench.id,
-                     details={"name": bench.name, "gold": gold, "annotators": annotators,
-                              "labels": [lb.name for lb in scope], "frames": len(frame_ids)})
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -99,8 +96,6 @@ def add_frames(con: duckdb.DuckDBPyConnection, benchmark_id: int, frame_ids: Seq
     bench = benchmarks.get(con, benchmark_id)
     ids = select_frames(con, frame_ids=frame_ids)
     count = benchmarks.add_tasks(con, bench.id, [bench.gold, *bench.annotators], ids)
-    audit.record(con, username=by, action="add_frames", entity="benchmark", entity_id=bench.id,
-                 details={"frames": ids, "tasks": count})
     return count
 
 
@@ -115,8 +110,6 @@ def assign(con: duckdb.DuckDBPyConnection, benchmark_id: int, annotators: Sequen
     if bench.gold in names:
         raise InvalidInput(f"{bench.gold} is the gold annotator and cannot also be evaluated")
     count = benchmarks.add_tasks(con, bench.id, names, list(bench.frame_ids))
-    audit.record(con, username=by, action="assign", entity="benchmark", entity_id=bench.id,
-                 details={"annotators": names, "tasks": count})
     return count
 
 

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Installs endolite (with a working torch + torchvision pair) and starts the dashboard on ./data.
+# Starts the dashboard (default data directory ./data, or $ENDOLITE_DATA; port 8501).  Arguments
+# go to `endolite serve`, e.g.  bash scripts/start.sh --address 127.0.0.1 --port 8501
+# The first run creates .venv/ (unless a virtualenv is active) and installs endolite into it; see
+# scripts/env.sh.  A later run skips the install while pyproject.toml is unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q -e ".[dev]"
-exec endolite serve "$@"
+source scripts/env.sh
+# Streamlit's file watcher would also walk .venv/ (in the app's folder: thousands of directories,
+# "Inotify queue overflowed"); a running server has no code edits to react to.
+export STREAMLIT_SERVER_FILE_WATCHER_TYPE="${STREAMLIT_SERVER_FILE_WATCHER_TYPE:-none}"
+exec "$VENV_DIR/bin/endolite" serve "$@"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: fast unit tests, AppTest page tests, slow real-model tests and the browser
-# (e2e) tests in Debian's Chromium.  Installs what is missing first, so it works on a fresh machine.
+# (e2e) tests in Debian's Chromium.  Installs what is missing first, so it works on a fresh machine:
+# the same environment as scripts/start.sh (.venv/ or the active virtualenv; scripts/env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,7 @@ if [ ! -x /usr/bin/chromium ]; then
   $SUDO apt-get update -q && $SUDO apt-get install -y -q chromium
 fi
 
-# The project and its test extras (a no-op when already installed).
-python3 -m pip install -q -e ".[dev]"
+# The project and its test extras (skipped when already installed for this pyproject.toml).
+source scripts/env.sh
 
-python3 -m pytest -m "slow or e2e or not (slow or e2e)" "$@"
+"$PY" -m pytest -m "slow or e2e or not (slow or e2e)" "$@"

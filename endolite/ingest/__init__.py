@@ -66,7 +66,7 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, settings: Settings, paths: Sequ
 
     ``display_names`` maps ``str(path)`` to the name a person uploaded the file under (titles,
     original names, type detection and messages use it).  ``user`` is recorded as created_by
-    and in the audit log.  ``roots`` (folders; see ``default_import_roots``): every path given,
+    (the service layer, endolite.services.media, writes the audit entry).  ``roots`` (folders; see ``default_import_roots``): every path given,
     every file in a given folder and every local file a manifest names must resolve
     (symlinks followed) inside one of them, else it is rejected as outside the allowed import
     folders; None (the command line) allows any path.  Bad inputs come back as rejected

@@ -22,7 +22,6 @@ from endolite.errors import EndoliteError, InvalidInput, StorageError, describe_
 from endolite.ingest.roots import ImportRoots
 from endolite.ingest.upload import safe_name
 from endolite.records import IngestResult, IngestStatus, ItemKind
-from endolite.storage import audit
 
 Progress = Callable[[float, str], None]
 MAX_FRAME_PIXELS = 8192 * 8192      # stills and video frames; endoscopy is at most 4K
@@ -184,15 +183,6 @@ def library_copies(con: duckdb.DuckDBPyConnection, hashes: list[str]) -> dict[st
     for sha, frame_id, group_id, video_id in rows:
         found.setdefault(sha, Copy(frame_id, group_id, video_id))
     return found
-
-
-def record_import(con: duckdb.DuckDBPyConnection, *, user: str | None, entity: str,
-                  entity_id: int, details: dict[str, Any], source_url: str | None) -> None:
-    """The audit entry for one imported item (``source_url`` added to ``details`` when set)."""
-    if source_url:
-        details["source_url"] = source_url
-    audit.record(con, username=user, action="import", entity=entity, entity_id=entity_id,
-                 details=details)
 
 
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)

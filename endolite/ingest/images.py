@@ -32,7 +32,6 @@ from endolite.ingest.common import (
     check_frame_size,
     library_copies,
     reason_for,
-    record_import,
     rejected,
     renamed,
     transaction,
@@ -216,10 +215,6 @@ def store_group(con: duckdb.DuckDBPyConnection, settings: Settings, members: lis
         store.add_group(con, group_id=group_id, title=title, source=source, sha256=sha256,
                         client_metadata=meta, source_url=source_url, created_by=user)
         store.insert_frames(con, rows)
-        record_import(con, user=user, entity="image_group", entity_id=group_id,
-                      details={"title": title, "source": source, "frames": len(rows),
-                               "sha256": sha256},
-                      source_url=source_url)
     return GroupOutcome(group_id, frame_ids, False, title, copies)
 
 

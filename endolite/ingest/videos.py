@@ -11,7 +11,7 @@ import duckdb
 from endolite import media
 from endolite.config import Settings
 from endolite.errors import InvalidInput
-from endolite.ingest.common import Writes, check_frame_size, record_import, renamed, transaction
+from endolite.ingest.common import Writes, check_frame_size, renamed, transaction
 from endolite.records import IngestResult, IngestStatus, ItemKind, Video
 from endolite.storage import media as store
 
@@ -86,8 +86,4 @@ def _add_video_row(con: duckdb.DuckDBPyConnection, info: media.VideoInfo, *, sha
             container=info.container, codec=info.codec, fps=info.fps, frame_count=info.frame_count,
             duration=info.duration, width=info.width, height=info.height, size_bytes=size,
             client_metadata=client_metadata, source_url=source_url, created_by=user)
-        record_import(con, user=user, entity="video", entity_id=video.id,
-                      details={"title": title, "original_name": name, "sha256": sha,
-                               "size_bytes": size},
-                      source_url=source_url)
     return video

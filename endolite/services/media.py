@@ -41,11 +41,14 @@ def checked_server_paths(ctx: Ctx, paths: Sequence[str | Path]) -> tuple[list[Pa
 
 
 def _summary(ctx: Ctx, action: Action, results: list[IngestResult], **details: Any) -> None:
+    """One audit entry per import: what came in (kind, id, title, frames), what was a
+    duplicate of what, and what was rejected with its reason."""
     ctx.record(action, entity="media", **details,
-               imported=[{"kind": str(r.kind), "id": r.id} for r in results
+               imported=[{"kind": str(r.kind), "id": r.id, "title": r.title,
+                          "frames": len(r.frame_ids)} for r in results
                          if r.status == IngestStatus.IMPORTED],
-               duplicates=sum(r.status == IngestStatus.DUPLICATE for r in results),
-               rejected=sum(r.status == IngestStatus.REJECTED for r in results))
+               duplicates=[r.reason for r in results if r.status == IngestStatus.DUPLICATE],
+               rejected=[r.reason for r in results if r.status == IngestStatus.REJECTED])
 
 
 def upload(ctx: Ctx, staged: Sequence[Path], *, names: Mapping[str, str], progress=None) -> list[IngestResult]:
@@ -59,7 +62,7 @@ def upload(ctx: Ctx, staged: Sequence[Path], *, names: Mapping[str, str], progre
     for path in staged:
         if not _inside(path, [tmp]):
             raise ValueError(f"{path}: not a staged upload")   # programming error, not user input
-    roots = [tmp]
+    roots = sorted({Path(os.path.realpath(p)).parent for p in staged})   # this upload's own folders
     if ctx.may(Action.MEDIA_IMPORT_SERVER):
         roots += import_roots(ctx, ctx.settings)
     results = ingest_paths(ctx.con, ctx.settings, [str(p) for p in staged], user=ctx.actor.name,
@@ -72,15 +75,11 @@ def import_server(ctx: Ctx, paths: Sequence[str | Path], *, progress=None) -> li
     """Import files / folders / zips / manifests already on the server (leads and admins; only
     below the import folders, except for the server's shell user)."""
     from endolite.ingest import ingest_paths
-    from endolite.records import ItemKind
 
     ctx.check(Action.MEDIA_IMPORT_SERVER)
-    allowed, refused = checked_server_paths(ctx, paths)
     roots = None if ctx.actor.shell else import_roots(ctx, ctx.settings)
-    results = ingest_paths(ctx.con, ctx.settings, [str(p) for p in allowed], user=ctx.actor.name,
-                           progress=progress, roots=roots) if allowed else []
-    results += [IngestResult(path=p, kind=ItemKind.UNKNOWN, status=IngestStatus.REJECTED, id=None,
-                             title=None, reason=why) for p, why in refused]
+    results = ingest_paths(ctx.con, ctx.settings, [str(p) for p in paths], user=ctx.actor.name,
+                           progress=progress, roots=roots)      # ingest refuses what is outside
     _summary(ctx, Action.MEDIA_IMPORT_SERVER, results, paths=[str(p) for p in paths])
     return results
 

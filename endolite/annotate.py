@@ -9,7 +9,7 @@ An empty mask is refused (nothing to store).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -360,12 +360,14 @@ def propagate_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: 
 
 
 def replace_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: int, new_mask: np.ndarray, *,
-                 by: str, version: int | None = None) -> int | None:
+                 by: str, version: int | None = None,
+                 also: Callable[[int | None], None] | None = None) -> int | None:
     """Replace a mask's pixels (eraser): store the edited mask as a new manual mask of the same
     label and soft-delete the old one, in one transaction.  An edit that empties the mask only
     deletes it.  ``version``: the version the editor read; when the mask has changed (edited,
-    deleted) since, raises Conflict and stores nothing.  Returns the new mask's id (None when
-    nothing is left)."""
+    deleted) since, raises Conflict and stores nothing.  ``also(new_id)`` runs inside the same
+    transaction (the service's undo history and audit entry).  Returns the new mask's id (None
+    when nothing is left)."""
     old = store.get_mask_any(con, mask_id)
     expected = old.version if version is None else int(version)
     keep = np.asarray(new_mask).any()
@@ -382,6 +384,8 @@ def replace_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: in
                 raise stale(con, mask_id, expected)
             if keep:
                 written = store_prepared(con, rows, pngs)
+            if also is not None:
+                also(rows[0]["id"] if keep else None)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)

@@ -53,6 +53,7 @@ def cmd_serve(args, out: Output) -> int:
                "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--server.maxUploadSize", str(args.max_upload_mb),
                "--client.toolbarMode", "minimal", "--server.enableXsrfProtection", "true",
+               "--server.fileWatcherType", "none",        # no code reloads on a lab server
                "--global.developmentMode", "false"]
     os.execve(sys.executable, command, env)  # the dashboard replaces this process (signals reach it)
     return 0  # not reached
@@ -473,9 +474,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+GLOBAL_VALUED = ("--data", "--user")
+
+
+def global_options_first(argv: Sequence[str]) -> list[str]:
+    """Move the global options (``--data DIR``, ``--user NAME``, ``--json``) to the front, so
+    ``endolite restore SRC --data NEW`` works like ``endolite --data NEW restore SRC``.
+    (``--json`` after ``benchmark report`` is that command's own option and stays.)"""
+    argv = list(argv)
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_VALUED:
+            if "=" in arg:
+                front.append(arg)
+            elif i + 1 < len(argv):
+                front += [arg, argv[i + 1]]
+                i += 1
+            else:
+                rest.append(arg)
+        elif arg == "--json" and "report" not in rest:
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(global_options_first(sys.argv[1:] if argv is None else argv))
     out = Output(args.json)
     try:
         return int(args.func(args, out) or 0)

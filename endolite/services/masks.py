@@ -34,15 +34,28 @@ def save_many(ctx: Ctx, items: Sequence[NewMask], *, label: str | int | Label,
     """Store masks of one label in one transaction; annotators may store only as themselves."""
     who = annotator or ctx.actor.name
     ctx.check(Action.MASK_CREATE, owners=[who])
-    saved = annotate.save_masks(ctx.con, ctx.settings, items, label=label, annotator=who)
-    for frame_id in sorted({m.frame_id for m in saved}):
-        history.record(ctx.con, frame_id=frame_id, username=ctx.actor.name, action="create",
-                       added=[m.id for m in saved if m.frame_id == frame_id])
-    ctx.record(Action.MASK_CREATE, entity="mask", entity_id=saved[0].id if len(saved) == 1 else None,
-               mask_ids=[m.id for m in saved], frame_ids=sorted({m.frame_id for m in saved}),
-               label=saved[0].label if saved else None, annotator=who,
-               source=str(saved[0].source) if saved else None)
-    return saved
+    if not items:
+        return []
+    lab = annotate.resolve_label(ctx.con, label)
+    rows, pngs = annotate.prepare_masks(ctx.con, ctx.settings, items, label=lab, annotator=who)
+    ids = [r["id"] for r in rows]
+    frames = sorted({r["frame_id"] for r in rows})
+    written = []
+    try:    # rows, PNG mirrors, undo history and audit entry commit together or not at all
+        with transaction(ctx.con, what="saving masks"):
+            written = annotate.store_prepared(ctx.con, rows, pngs)
+            for frame_id in frames:
+                history.record(ctx.con, frame_id=frame_id, username=ctx.actor.name, action="create",
+                               added=[r["id"] for r in rows if r["frame_id"] == frame_id])
+            ctx.record(Action.MASK_CREATE, entity="mask", entity_id=ids[0] if len(ids) == 1 else None,
+                       mask_ids=ids, frame_ids=frames, label=lab.name, annotator=who,
+                       source=str(rows[0]["source"]))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    by_id = {m.id: m for m in store.masks_of(ctx.con, frame_ids=frames)}
+    return [by_id[i] for i in ids]
 
 
 def delete(ctx: Ctx, mask_ids: Sequence[int], *, versions: dict[int, int] | None = None,
@@ -94,13 +107,15 @@ def edit(ctx: Ctx, mask_id: int, new_mask: np.ndarray, *, version: int | None = 
     Returns the new mask's id (None when the edit emptied it)."""
     old = store.get_mask_any(ctx.con, mask_id)
     ctx.check(Action.MASK_EDIT, owners=[old.annotator])
-    new_id = annotate.replace_mask(ctx.con, ctx.settings, mask_id, new_mask, by=ctx.actor.name,
-                                   version=old.version if version is None else version)
-    history.record(ctx.con, frame_id=old.frame_id, username=ctx.actor.name, action="edit",
-                   added=[new_id] if new_id else [], removed=[mask_id])
-    ctx.record(Action.MASK_EDIT, entity="mask", entity_id=mask_id, new_mask_id=new_id,
-               frame_id=old.frame_id)
-    return new_id
+
+    def log(new_id: int | None) -> None:       # inside the edit's transaction
+        history.record(ctx.con, frame_id=old.frame_id, username=ctx.actor.name, action="edit",
+                       added=[new_id] if new_id else [], removed=[mask_id])
+        ctx.record(Action.MASK_EDIT, entity="mask", entity_id=mask_id, new_mask_id=new_id,
+                   frame_id=old.frame_id)
+
+    return annotate.replace_mask(ctx.con, ctx.settings, mask_id, new_mask, by=ctx.actor.name,
+                                 version=old.version if version is None else version, also=log)
 
 
 def undoable(ctx: Ctx, frame_id: int) -> history.MaskAction | None:

@@ -212,6 +212,14 @@ def test_kill_9_during_a_cli_command(base, tmp_path, command, moment):
     killed = kill_when(["--data", str(data), *argv], ready)
     assert killed or not must_kill
     assert_recovers(data, before)
+    if killed and command in ("extract", "propagate") and moment != "early":
+        con = connect(Settings.resolve(data))   # the killed command's job row: failed, with why
+        try:
+            rows = con.execute("SELECT status, message FROM jobs WHERE kind = ?", [command]).fetchall()
+        finally:
+            con.close()
+        assert rows and all(status == "failed" and message.startswith("interrupted")
+                            for status, message in rows), rows
 
 
 # --- jobs of a process that stopped ------------------------------------------------------------

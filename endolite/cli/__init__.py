@@ -69,12 +69,38 @@ def cmd_ingest(args, out: Output) -> int:
     return 1 if any(r.status == IngestStatus.REJECTED for r in results) else 0
 
 
+def as_job(ctx, kind: str, params: dict[str, Any], work) -> Any:
+    """Run ``work(ctx, progress)`` as a recorded job of this process (so a killed command leaves
+    a job row that the next start marks failed); returns what ``work`` returned and raises the
+    error it raised."""
+    from dataclasses import replace
+
+    from endolite import jobs
+
+    box: dict[str, Any] = {}
+
+    def run(cur, progress):
+        try:
+            box["value"] = work(replace(ctx, con=cur), progress)
+        except BaseException as exc:
+            box["error"] = exc
+            raise
+        return {"ok": True}
+
+    jobs.start(ctx.con, kind, run, params=params, created_by=ctx.actor.name, background=False)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def cmd_extract(args, out: Output) -> int:
     from endolite.services import media
 
-    result = media.extract(context(args), args.video_id, method=args.method, count=args.count,
-                           start=args.start, end=args.end, context=args.context, seed=args.seed,
-                           fmt=args.format, quality=args.quality)
+    ctx = context(args)
+    options = dict(method=args.method, count=args.count, start=args.start, end=args.end,
+                   context=args.context, seed=args.seed, fmt=args.format, quality=args.quality)
+    result = as_job(ctx, "extract", {"video_id": args.video_id, **options},
+                    lambda c, progress: media.extract(c, args.video_id, progress=progress, **options))
     data = {"extraction_id": result.extraction_id, "video_id": result.video_id,
             "method": str(result.method),
             "picked": [{"id": f.id, "frame_number": f.frame_number} for f in result.picked],
@@ -327,8 +353,12 @@ def cmd_propagate(args, out: Output) -> int:
 
         engine = engine_for(settings)
         refine = SegmenterRefiner(engine, lambda _i, image: engine.embed(image))
-    made = masks.propagate(ctx, args.mask_id, direction=args.direction, to_frame_id=args.to,
-                           refine=refine, replace=not args.keep_earlier)
+    made = as_job(ctx, "propagate", {"mask_id": args.mask_id, "direction": args.direction,
+                                     "to_frame_id": args.to},
+                  lambda c, progress: masks.propagate(c, args.mask_id, direction=args.direction,
+                                                      to_frame_id=args.to, refine=refine,
+                                                      progress=progress,
+                                                      replace=not args.keep_earlier))
     out.emit([{"id": m.id, "frame_id": m.frame_id, "confidence": m.confidence, "flagged": m.flagged}
               for m in made],
              [f"mask {m.id} on frame {m.frame_id} confidence {m.confidence:.2f}"

@@ -147,14 +147,31 @@ def reported_errors():
         st.error(md(exc))
 
 
-def frame_grid(frames, *, columns: int = 6, key: str = "grid") -> None:
-    """Thumbnails of ``frames`` (records.Frame) in a grid, captioned with number / file name."""
-    if not frames:
+GRID_PAGE = 48          # thumbnails per page of a frame grid
+
+
+def frame_grid(frames, *, columns: int = 6, key: str = "grid", page_size: int = GRID_PAGE) -> None:
+    """Thumbnails of ``frames`` (a list of records.Frame, or a ``media.FramePages`` that reads
+    only the page shown), ``page_size`` at a time with a page selector, captioned with
+    number / file name."""
+    total = len(frames)
+    if not total:
         st.info("No frames yet.")
         return
+    pages = -(-total // page_size)
+    page_key = f"{key}_page"
+    if st.session_state.get(page_key, 1) > pages:          # the sequence shrank, or another one
+        st.session_state[page_key] = pages
+    page = 1
+    if pages > 1:
+        left, right = st.columns([1, 3])
+        page = int(left.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1,
+                                     key=page_key))
+        right.caption(f"Frames {(page - 1) * page_size + 1}–{min(page * page_size, total)} "
+                      f"of {total}")
     base = settings()
     cols = st.columns(columns)
-    for i, frame in enumerate(frames):
+    for i, frame in enumerate(frames[(page - 1) * page_size:page * page_size]):
         label = frame.original_name or f"#{frame.frame_number}"
         if frame.timestamp is not None:
             label += f" · {frame.timestamp:.2f}s"
@@ -182,7 +199,9 @@ def sequence_picker(*, key: str, videos_only: bool = False):
 
 
 def frame_navigator(frames, *, key: str):
-    """Prev / next (shortcuts ``j`` / ``k``) over ``frames``; returns the current one (None if empty)."""
+    """Prev / next (shortcuts ``j`` / ``k``) over ``frames`` (a list of records.Frame, or a
+    ``media.FramePages``: then only the count and the current frame's page are read); returns
+    the current one (None if empty)."""
     if not frames:
         st.info("This sequence has no frames yet: extract some first.")
         link_to("pages/extract.py", "Extract frames", ":material/movie:")

@@ -37,7 +37,8 @@ mode = st.radio("Work on", ["A sequence", f"My benchmark tasks ({len(queue)})"],
 if mode == "A sequence":
     video_id, group_id, _ = ui.sequence_picker(key="ann_sequence")
     with_context = st.toggle("Include context frames", key="ann_context")
-    frames = media.frames_of(con, video_id=video_id, group_id=group_id, include_context=with_context)
+    frames = media.FramePages(con, video_id=video_id, group_id=group_id,   # read a page at a time
+                              include_context=with_context)
 else:
     frames = media.frames_by_ids(con, [t.frame_id for t in queue])
 frame = ui.frame_navigator(frames, key="ann_nav")
@@ -256,13 +257,15 @@ def job_progress() -> None:
 job_progress()
 
 # --- review strip: propagated masks of the sequence, flagged first -----------------------------
-review = annotate.review_queue(con, video_id=frame.video_id, group_id=frame.group_id,
-                               annotator=user.name if blind else None)
-if review:
-    with st.expander(f"Review propagated masks ({sum(m.flagged for m in review)} flagged of {len(review)})"):
+review_scope = {"video_id": frame.video_id, "group_id": frame.group_id,
+                "annotator": user.name if blind else None}
+flagged, total = annotations.review_counts(con, **review_scope)     # counted, not loaded
+if total:
+    with st.expander(f"Review propagated masks ({flagged} flagged of {total})"):
         cols = st.columns(6)
-        review_frames = {f.id: f for f in media.frames_by_ids(con, [m.frame_id for m in review[:24]])}
-        for i, m in enumerate(review[:24]):
+        review = annotations.review_page(con, **review_scope, limit=24)
+        review_frames = {f.id: f for f in media.frames_by_ids(con, [m.frame_id for m in review])}
+        for i, m in enumerate(review):
             with cols[i % 6]:
                 st.image(annotate.thumbnail(settings, review_frames[m.frame_id], m), caption=f"{'flagged · ' if m.flagged else ''}frame {m.frame_id} "
                          f"· {m.confidence:.2f}", width="stretch")

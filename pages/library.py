@@ -33,7 +33,8 @@ def sequence_tab(kind: str, items, columns: list[str]) -> None:
         with st.expander("Client metadata"):
             st.json(chosen.client_metadata)
     show_ctx = st.toggle("Include context frames", key=f"lib_{key}_ctx")
-    ui.frame_grid(media.frames_of(con, include_context=show_ctx, **{f"{key}_id": chosen_id}))
+    ui.frame_grid(media.FramePages(con, include_context=show_ctx, **{f"{key}_id": chosen_id}),
+                  key=f"lib_{key}_{chosen_id}_grid")       # reads only the page shown
 
 
 tab_videos, tab_groups = st.tabs(["Videos", "Image groups"])

@@ -93,6 +93,43 @@ def masks_of(con: duckdb.DuckDBPyConnection, *, frame_ids: list[int] | None = No
     return [_mask(r) for r in fetch_dicts(con, sql, params)]
 
 
+def _review_where(video_id: int | None, group_id: int | None,
+                  annotator: str | None) -> tuple[str, list[Any]]:
+    if (video_id is None) == (group_id is None):
+        raise ValueError("give exactly one of video_id / group_id")
+    column, value = ("video_id", video_id) if video_id is not None else ("group_id", group_id)
+    sql = (f" AND m.source = 'propagated' AND m.frame_id IN (SELECT id FROM frames WHERE {column} = ?)")
+    params: list[Any] = [value]
+    if annotator is not None:
+        sql += " AND m.annotator = ?"
+        params.append(annotator)
+    return sql, params
+
+
+def review_counts(con: duckdb.DuckDBPyConnection, *, video_id: int | None = None,
+                  group_id: int | None = None, annotator: str | None = None) -> tuple[int, int]:
+    """``(flagged, total)`` live propagated masks of one video / image group (optionally one
+    annotator's), counted in the database."""
+    where, params = _review_where(video_id, group_id, annotator)
+    row = con.execute("SELECT count(*) FILTER (WHERE m.flagged), count(*) FROM masks m "
+                      "WHERE m.deleted_at IS NULL" + where, params).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def review_page(con: duckdb.DuckDBPyConnection, *, video_id: int | None = None,
+                group_id: int | None = None, annotator: str | None = None, limit: int,
+                offset: int = 0) -> list[Mask]:
+    """Live propagated masks of one video / image group for review, a page at a time: flagged
+    first, then by rising confidence (none counts as 1.0), then frame and id (the order of
+    ``endolite.annotate.review_queue``)."""
+    if limit < 0 or offset < 0:
+        raise ValueError(f"limit and offset must be >= 0 (got {limit}, {offset})")
+    where, params = _review_where(video_id, group_id, annotator)
+    sql = (_MASK_SELECT + where + " ORDER BY m.flagged DESC, coalesce(m.confidence, 1.0), "
+           "m.frame_id, m.id LIMIT ? OFFSET ?")
+    return [_mask(r) for r in fetch_dicts(con, sql, [*params, int(limit), int(offset)])]
+
+
 def soft_delete(con: duckdb.DuckDBPyConnection, mask_ids: list[int], *, by: str | None) -> list[int]:
     """Soft-delete the live masks among ``mask_ids`` (version + 1); returns the ids it deleted."""
     if not mask_ids:

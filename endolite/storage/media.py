@@ -1,11 +1,14 @@
 """Repository for videos, image groups, frames and extractions.
 
 Frames are inserted in bulk through a DataFrame with ids reserved up front, so their files
-can be named ``frame_<id>`` and written before the rows are committed.
+can be named ``frame_<id>`` and written before the rows are committed.  A sequence's frames
+are read whole (``frames_of``) or a page at a time (``count_frames`` + ``frames_page``, or the
+lazy ``FramePages``), which is what the pages use: a sequence may hold 100,000 frames.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import duckdb
@@ -156,17 +159,91 @@ def get_frame(con: duckdb.DuckDBPyConnection, frame_id: int) -> Frame:
     return _frame(rows[0])
 
 
-def frames_of(con: duckdb.DuckDBPyConnection, *, video_id: int | None = None,
-              group_id: int | None = None, include_context: bool = True) -> list[Frame]:
-    """Frames of one video or one image group, in frame-number order."""
+def _sequence_where(video_id: int | None, group_id: int | None,
+                    include_context: bool) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameter) selecting one video's or image group's frames."""
     if (video_id is None) == (group_id is None):
         raise ValueError("give exactly one of video_id / group_id")
     column, value = ("video_id", video_id) if video_id is not None else ("group_id", group_id)
-    sql = f"SELECT * FROM frames WHERE {column} = ?"
-    if not include_context:
-        sql += " AND NOT is_context"
-    sql += " ORDER BY frame_number, id"
-    return [_frame(r) for r in fetch_dicts(con, sql, [value])]
+    where = f"WHERE {column} = ?" + ("" if include_context else " AND NOT is_context")
+    return where, [value]
+
+
+_SEQUENCE_ORDER = " ORDER BY frame_number, id"
+
+
+def frames_of(con: duckdb.DuckDBPyConnection, *, video_id: int | None = None,
+              group_id: int | None = None, include_context: bool = True) -> list[Frame]:
+    """Frames of one video or one image group, in frame-number order (every one of them: pages
+    showing a sequence read it a page at a time with ``frames_page`` / ``FramePages``)."""
+    where, params = _sequence_where(video_id, group_id, include_context)
+    return [_frame(r) for r in fetch_dicts(con, f"SELECT * FROM frames {where}{_SEQUENCE_ORDER}", params)]
+
+
+def count_frames(con: duckdb.DuckDBPyConnection, *, video_id: int | None = None,
+                 group_id: int | None = None, include_context: bool = True) -> int:
+    """How many frames ``frames_of`` would return, without reading them."""
+    where, params = _sequence_where(video_id, group_id, include_context)
+    return int(con.execute(f"SELECT count(*) FROM frames {where}", params).fetchone()[0])
+
+
+def frames_page(con: duckdb.DuckDBPyConnection, *, video_id: int | None = None,
+                group_id: int | None = None, include_context: bool = True, limit: int,
+                offset: int = 0) -> list[Frame]:
+    """Frames ``offset`` .. ``offset + limit - 1`` of ``frames_of`` (same filter, same order:
+    frame number, then id); fewer (or none) past the end.  ``limit`` >= 0, ``offset`` >= 0."""
+    if limit < 0 or offset < 0:
+        raise ValueError(f"limit and offset must be >= 0 (got {limit}, {offset})")
+    where, params = _sequence_where(video_id, group_id, include_context)
+    if limit == 0:
+        return []
+    rows = fetch_dicts(con, f"SELECT * FROM frames {where}{_SEQUENCE_ORDER} LIMIT ? OFFSET ?",
+                       [*params, int(limit), int(offset)])
+    return [_frame(r) for r in rows]
+
+
+class FramePages(Sequence[Frame]):
+    """One video's or image group's frames (``frames_of`` order) read only as far as they are
+    used: ``len()`` is one count query, ``pages[i]`` reads the page of ``page_size`` frames
+    holding ``i`` (kept for the next look-up), ``pages[a:b]`` one LIMIT / OFFSET query; iterating
+    reads them all at once, as ``frames_of`` does.  Works on the cursor it was made with, for the
+    one rerun / request that made it (it does not notice frames added meanwhile)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, video_id: int | None = None,
+                 group_id: int | None = None, include_context: bool = True,
+                 page_size: int = 100) -> None:
+        _sequence_where(video_id, group_id, include_context)          # exactly one of the two
+        if page_size < 1:
+            raise ValueError(f"page_size must be >= 1 (got {page_size})")
+        self.con, self.page_size = con, int(page_size)
+        self.query = {"video_id": video_id, "group_id": group_id, "include_context": include_context}
+        self._len: int | None = None
+        self._pages: dict[int, list[Frame]] = {}
+
+    def __len__(self) -> int:
+        if self._len is None:
+            self._len = count_frames(self.con, **self.query)
+        return self._len
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return frames_page(self.con, **self.query, limit=max(stop - start, 0), offset=start)
+        i = int(index)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"frame index {index} out of range (0..{len(self) - 1})")
+        page = i // self.page_size
+        if page not in self._pages:
+            self._pages[page] = frames_page(self.con, **self.query, limit=self.page_size,
+                                            offset=page * self.page_size)
+        return self._pages[page][i - page * self.page_size]
+
+    def __iter__(self) -> Iterator[Frame]:
+        return iter(frames_of(self.con, **self.query))
 
 
 def frames_by_ids(con: duckdb.DuckDBPyConnection, frame_ids: list[int]) -> list[Frame]:

@@ -112,7 +112,10 @@ canvas_kind = "eraser" if tool_name == "eraser" else TOOLS[tool_name]
 left, right = st.columns([5, 2])
 with left:
     drawing = st_canvas(
-        background_image=Image.fromarray(background), width=width, height=height,
+        # the canvas shows width x height px: send that, not the full frame (a 1280x1024 PNG
+        # took 0.6-2.5 s to encode on every rerun)
+        background_image=Image.fromarray(background).resize((width, height), Image.BILINEAR),
+        width=width, height=height,
         drawing_mode=TOOLS[tool_name], key=f"ann_canvas_{frame.id}_{nonce}_{canvas_kind}",
         fill_color=(canvas.NEGATIVE if tool_name == "− point" else canvas.POSITIVE)
         if TOOLS[tool_name] == "point" else "rgba(255, 255, 255, 0.15)",
@@ -257,6 +260,12 @@ def job_progress() -> None:
 job_progress()
 
 # --- review strip: propagated masks of the sequence, flagged first -----------------------------
+@st.cache_data(max_entries=512, show_spinner=False)
+def review_thumbnail(data_dir: str, mask_id: int, version: int, _frame, _mask):
+    """A review-strip picture, drawn once per mask version (not on every rerun)."""
+    return annotate.thumbnail(settings, _frame, _mask)
+
+
 review_scope = {"video_id": frame.video_id, "group_id": frame.group_id,
                 "annotator": user.name if blind else None}
 flagged, total = annotations.review_counts(con, **review_scope)     # counted, not loaded
@@ -267,7 +276,8 @@ if total:
         review_frames = {f.id: f for f in media.frames_by_ids(con, [m.frame_id for m in review])}
         for i, m in enumerate(review):
             with cols[i % 6]:
-                st.image(annotate.thumbnail(settings, review_frames[m.frame_id], m), caption=f"{'flagged · ' if m.flagged else ''}frame {m.frame_id} "
+                st.image(review_thumbnail(str(settings.data_dir), m.id, m.version, review_frames[m.frame_id], m),
+                         caption=f"{'flagged · ' if m.flagged else ''}frame {m.frame_id} "
                          f"· {m.confidence:.2f}", width="stretch")
 
 everyone = ctx.may_others(Action.MASK_DELETE)

@@ -26,7 +26,7 @@ if not all_labels:
 
 tab_frames, tab_segments = st.tabs(["Frame labels", "Time segments"])
 with tab_frames:
-    frames = media.frames_of(con, video_id=video_id, group_id=group_id, include_context=False)
+    frames = media.FramePages(con, video_id=video_id, group_id=group_id, include_context=False)
     frame = ui.frame_navigator(frames, key="fl_nav")
     if frame is not None:
         left, right = st.columns([3, 2])

@@ -75,20 +75,58 @@ def browser_page(tmp_path: Path):
 
 
 def wait_idle(page, timeout: float = 120_000) -> None:
-    """Wait until Streamlit has finished the current script run (no 'Running...' widget)."""
+    """Wait until Streamlit has finished the current script run.
+
+    The app root's ``data-test-script-state`` says so as soon as a rerun is requested (the
+    'Running...' widget only shows after half a second, so short runs never show it); the short
+    pause first lets a click's rerun request reach the frontend."""
     page.wait_for_timeout(300)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+        "() => document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState"
+        " === 'notRunning'", timeout=timeout)
 
 
-def log_in(page, url: str, name: str, password: str) -> None:
-    """Open the dashboard and sign in through the login form; waits for the Library page."""
-    page.goto(url)
+def dataframe_rows(page, has_text: str) -> list[dict[str, str]]:
+    """The rows of the st.dataframe whose text includes ``has_text`` (a column name does), as
+    dicts keyed by column name (read from the grid's accessible table)."""
+    grid = page.locator("[data-testid='stDataFrame']").filter(has_text=has_text)
+    grid.locator("tr").nth(1).wait_for(state="attached")
+    rows = [[c.strip() for c in row.locator("th, td").all_text_contents()]
+            for row in grid.locator("tr").all()]
+    return [dict(zip(rows[0], r)) for r in rows[1:]]
+
+
+def log_in(page, url: str | None, name: str, password: str) -> None:
+    """Open the dashboard (``url``; None: stay in this tab's session, e.g. after log_out) and
+    sign in through the login form; waits until the sidebar names the user (and for the Library
+    page when ``url`` is given)."""
+    if url is not None:
+        page.goto(url)
     page.get_by_text("log in").first.wait_for()
     page.get_by_label("User name").fill(name)
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Log in").click()
-    page.get_by_role("heading", name="Library").wait_for()
+    page.get_by_text(f"Signed in as {name} (").wait_for()
+    if url is not None:
+        page.get_by_role("heading", name="Library").wait_for()
+
+
+def log_out(page) -> None:
+    """The sidebar's Log out button; waits for the login form of the same tab."""
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log in").wait_for()
+    wait_idle(page)
+
+
+def pick_tool(page, name: str) -> None:
+    """Choose annotation tool ``name`` and wait for the rerun that hands the canvas its new mode
+    (the tool shows as active once the click has requested that rerun; a new kind of tool gets a
+    new canvas, mounted a moment after the run ends)."""
+    page.get_by_text(name, exact=True).click()
+    page.locator("button[role=radio][aria-checked=true]", has_text=name).wait_for()
+    wait_idle(page)
+    page.locator("canvas.upper-canvas").first.wait_for()
+    page.wait_for_timeout(500)
 
 
 def canvas_point(page, x: float, y: float, width: int, height: int) -> tuple[float, float]:
@@ -101,6 +139,27 @@ def canvas_point(page, x: float, y: float, width: int, height: int) -> tuple[flo
 
 
 ANNOTATOR, ANNOTATOR_PASSWORD = "ann", "annotator-pw"
+FRAME_H, FRAME_W = 240, 320      # H != W: a transposed coordinate would miss the disc
+DISC = (200, 90, 45)             # (x, y, radius) of disc_frame's disc, in image pixels
+
+
+def disc_frame(tmp_path: Path):
+    """A folder ``tmp_path/frames`` with one noisy 320x240 PNG, ``polyp01.png``, showing a
+    reddish disc at DISC; returns ``(folder, the disc's true mask)``."""
+    import numpy as np
+
+    from endolite.media import write_image_atomic
+    from endolite.synthetic import disc_mask
+
+    rng = np.random.default_rng(3)
+    image = (np.full((FRAME_H, FRAME_W, 3), 40, dtype=np.uint8)
+             + rng.integers(0, 20, (FRAME_H, FRAME_W, 3), dtype=np.uint8))
+    truth = disc_mask(FRAME_H, FRAME_W, *DISC)
+    image[truth] = (210, 120, 110)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    write_image_atomic(folder / "polyp01.png", image, fmt="png")
+    return folder, truth
 
 
 def annotation_project(tmp_path: Path, folder: Path):
@@ -108,17 +167,17 @@ def annotation_project(tmp_path: Path, folder: Path):
     pathology label ``polyp`` (red) and the images of ``folder`` ingested as one group by ann.
     Returns ``(data_dir, settings, group)``; the connection is closed again (the dashboard
     opens the file)."""
-    from endolite import auth
     from endolite.config import Settings
     from endolite.ingest import ingest_paths
     from endolite.records import LabelKind, Role
     from endolite.storage import connect, labels
+    from tests.support import make_user
 
     data_dir = tmp_path / "data"
     settings = Settings.resolve(data_dir)
     con = connect(settings)
     try:
-        auth.add_user(con, ANNOTATOR, Role.ANNOTATOR, ANNOTATOR_PASSWORD)
+        make_user(con, ANNOTATOR, Role.ANNOTATOR, ANNOTATOR_PASSWORD)
         labels.add(con, "polyp", kind=LabelKind.PATHOLOGY, color="#ff0000")
         [group] = ingest_paths(con, settings, [folder], user=ANNOTATOR)
     finally:

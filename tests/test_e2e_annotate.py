@@ -3,29 +3,15 @@ accepted; drawing a box and saving it stores a box.  Checked in the database aft
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from endolite import annotate
-from endolite.media import write_image_atomic
 from endolite.storage import annotations, connect, media
-from endolite.synthetic import disc_mask
-from tests.e2e_support import (annotation_project, browser_page, canvas_point, log_in,
-                                running_dashboard, wait_idle)
+from tests.e2e_support import (FRAME_H, FRAME_W, annotation_project, browser_page, canvas_point,
+                                disc_frame, log_in, pick_tool, running_dashboard, wait_idle)
 
 pytestmark = pytest.mark.e2e
-H, W = 240, 320          # H != W: a transposed click would miss the disc
-
-
-def _frame(tmp_path):
-    rng = np.random.default_rng(3)
-    image = np.full((H, W, 3), 40, dtype=np.uint8) + rng.integers(0, 20, (H, W, 3), dtype=np.uint8)
-    truth = disc_mask(H, W, 200, 90, 45)
-    image[truth] = (210, 120, 110)
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    write_image_atomic(folder / "polyp01.png", image, fmt="png")
-    return folder, truth
+H, W = FRAME_H, FRAME_W
 
 
 def _to_screen(page, x: float, y: float) -> tuple[float, float]:
@@ -37,7 +23,7 @@ def _canvas_click(page, x: float, y: float) -> None:
 
 
 def test_clicks_on_the_canvas_make_and_save_a_mask(tmp_path):
-    folder, truth = _frame(tmp_path)
+    folder, truth = disc_frame(tmp_path)
     data_dir, settings, group = annotation_project(tmp_path, folder)
 
     with running_dashboard(data_dir, tmp_path / "server.log") as url, browser_page(tmp_path) as page:
@@ -49,8 +35,7 @@ def test_clicks_on_the_canvas_make_and_save_a_mask(tmp_path):
         wait_idle(page)
         _canvas_click(page, 200, 90)                     # + inside the disc
         page.get_by_text("1 positive, 0 negative clicks").wait_for()
-        page.get_by_text("− point", exact=True).click()
-        wait_idle(page)
+        pick_tool(page, "− point")
         _canvas_click(page, 40, 200)                     # - on the background
         page.get_by_text("1 positive, 1 negative clicks").wait_for()
         page.get_by_role("button", name="Accept mask").click()
@@ -58,8 +43,7 @@ def test_clicks_on_the_canvas_make_and_save_a_mask(tmp_path):
         wait_idle(page)
         page.screenshot(path=str(tmp_path / "annotate.png"), full_page=True)
 
-        page.get_by_text("box", exact=True).click()
-        wait_idle(page)
+        pick_tool(page, "box")
         page.mouse.move(*_to_screen(page, 20, 20))
         page.mouse.down()
         page.mouse.move(*_to_screen(page, 80, 60), steps=8)

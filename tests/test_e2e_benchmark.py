@@ -11,7 +11,7 @@ import pytest
 from endolite.benchmark import service
 from endolite.config import Settings
 from endolite.storage import connect
-from tests.e2e_support import browser_page, running_dashboard, wait_idle
+from tests.e2e_support import browser_page, dataframe_rows, log_in, running_dashboard, wait_idle
 from tests.test_benchmark_service import IOU_COLUMNS, make_benchmark_data
 
 pytestmark = pytest.mark.e2e
@@ -29,12 +29,7 @@ def test_lead_sees_leaderboard_and_downloads_iou_results(tmp_path):
     con.close()                                       # the dashboard is the one writer now
 
     with running_dashboard(data_dir, tmp_path / "server.log") as url, browser_page(tmp_path) as page:
-        page.goto(url)
-        page.get_by_text("log in").first.wait_for()
-        page.get_by_label("User name").fill("lena")
-        page.get_by_label("Password", exact=True).fill("lead-pass-1")
-        page.get_by_role("button", name="Log in").click()
-        page.get_by_role("heading", name="Library").wait_for()
+        log_in(page, url, "lena", "lena-pass-1")        # make_benchmark_data: NAME-pass-1
 
         page.get_by_role("link", name="Benchmark").click()
         page.get_by_role("heading", name="Benchmark").first.wait_for()
@@ -44,11 +39,9 @@ def test_lead_sees_leaderboard_and_downloads_iou_results(tmp_path):
         page.get_by_role("heading", name="Worst frames").wait_for()
         page.get_by_text("img_c.png").first.wait_for()       # the worst frame: polyp drawn as tool
         page.screenshot(path=str(tmp_path / "benchmark.png"), full_page=True)
-        board = page.locator("[data-testid='stDataFrame']").filter(has_text="tasks_done")
-        rows = [[c.strip() for c in row.locator("th, td").all_text_contents()] for row in board.locator("tr").all()]
-        header = rows[0]
-        assert header[:4] == ["annotator", "tasks_done", "tasks_total", "evaluated"]
-        leader = {r[0]: dict(zip(header, r)) for r in rows[1:]}
+        board = dataframe_rows(page, "tasks_done")
+        assert list(board[0])[:4] == ["annotator", "tasks_done", "tasks_total", "evaluated"]
+        leader = {r["annotator"]: r for r in board}
         assert set(leader) == {"ann", "bob"}
         assert (leader["ann"]["evaluated"], leader["ann"]["missing"], leader["bob"]["evaluated"]) == ("3", "1", "0")
         assert 0.5 < float(leader["ann"]["mean_iou"]) < 1.0

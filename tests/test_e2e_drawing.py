@@ -10,29 +10,18 @@ import numpy as np
 import pytest
 
 from endolite import annotate
-from endolite.media import write_image_atomic
 from endolite.storage import annotations, connect, media
-from endolite.synthetic import disc_mask
-from tests.e2e_support import (annotation_project, browser_page, canvas_point, log_in,
-                                running_dashboard, wait_idle)
+from tests.e2e_support import (DISC, FRAME_H, FRAME_W, annotation_project, browser_page,
+                                canvas_point, disc_frame, log_in, pick_tool, running_dashboard,
+                                wait_idle)
 
 pytestmark = pytest.mark.e2e
-H, W = 240, 320          # H != W: a transposed coordinate would miss the disc
-CX, CY, R = 200, 90, 45  # the synthetic disc (image pixels)
-
-
-def _frame(tmp_path):
-    rng = np.random.default_rng(3)
-    image = np.full((H, W, 3), 40, dtype=np.uint8) + rng.integers(0, 20, (H, W, 3), dtype=np.uint8)
-    image[disc_mask(H, W, CX, CY, R)] = (210, 120, 110)
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    write_image_atomic(folder / "polyp01.png", image, fmt="png")
-    return folder
+H, W = FRAME_H, FRAME_W
+CX, CY, R = DISC         # the synthetic disc (image pixels)
 
 
 def _setup(tmp_path):
-    return annotation_project(tmp_path, _frame(tmp_path))
+    return annotation_project(tmp_path, disc_frame(tmp_path)[0])
 
 
 def _stored(settings, group):
@@ -54,12 +43,6 @@ def _open_annotate(page, url: str) -> None:
     page.get_by_role("heading", name="Annotate").wait_for()
     page.locator("canvas.upper-canvas").first.wait_for()
     wait_idle(page)
-
-
-def _pick_tool(page, name: str) -> None:
-    page.get_by_text(name, exact=True).click()
-    wait_idle(page)
-    page.locator("canvas.upper-canvas").first.wait_for()
 
 
 def _stroke(page, path: list[tuple[float, float]]) -> None:
@@ -85,7 +68,7 @@ def test_polygon_clicked_around_the_disc_is_saved_as_that_polygon(tmp_path):
 
     with running_dashboard(data_dir, tmp_path / "server.log") as url, browser_page(tmp_path) as page:
         _open_annotate(page, url)
-        _pick_tool(page, "polygon")
+        pick_tool(page, "polygon")
         page.get_by_text("0 closed polygon(s)", exact=False).wait_for()
         for x, y in vertices:
             page.mouse.click(*_to_screen(page, x, y))
@@ -114,7 +97,7 @@ def test_brush_stroke_over_the_disc_is_saved_as_painted(tmp_path):
 
     with running_dashboard(data_dir, tmp_path / "server.log") as url, browser_page(tmp_path) as page:
         _open_annotate(page, url)
-        _pick_tool(page, "brush")
+        pick_tool(page, "brush")
         _stroke(page, path)
         page.get_by_role("button", name="Save brush mask").click()
         page.get_by_text("Masks on this frame (1)").wait_for()
@@ -140,16 +123,16 @@ def test_eraser_removes_part_of_a_brushed_mask(tmp_path):
 
     with running_dashboard(data_dir, tmp_path / "server.log") as url, browser_page(tmp_path) as page:
         _open_annotate(page, url)
-        _pick_tool(page, "brush")
+        pick_tool(page, "brush")
         _stroke(page, brushed)
         page.get_by_role("button", name="Save brush mask").click()
         page.get_by_text("Masks on this frame (1)").wait_for()
         wait_idle(page)
-        _pick_tool(page, "eraser")
+        pick_tool(page, "eraser")
         page.get_by_text("Erase from").wait_for()
         _stroke(page, erased)
         page.get_by_role("button", name="Erase", exact=True).click()
-        page.get_by_role("button", name="Undo (replace)").wait_for()
+        page.get_by_role("button", name="Undo (edit)").wait_for()
         page.get_by_text("Masks on this frame (1)").wait_for()
         wait_idle(page)
         page.screenshot(path=str(tmp_path / "eraser.png"), full_page=True)

@@ -1,4 +1,4 @@
-"""endolite dashboard entry point: page config, login gate, navigation over pages/."""
+"""endolite dashboard entry point: page config, login gate, navigation over views/."""
 
 from __future__ import annotations
 
@@ -53,23 +53,27 @@ def login_page() -> None:
 
 # (file, title, icon, section, roles allowed; None = everyone signed in)
 PAGES = [
-    ("pages/library.py", "Library", ":material/photo_library:", "Data", None),
-    ("pages/upload.py", "Upload", ":material/upload:", "Data", None),
-    ("pages/extract.py", "Extract frames", ":material/movie:", "Data", (Role.ADMIN, Role.LEAD)),
-    ("pages/annotate.py", "Annotate", ":material/draw:", "Annotation", None),
-    ("pages/frame_labels.py", "Frame labels & segments", ":material/timeline:", "Annotation", None),
-    ("pages/labels.py", "Labels", ":material/label:", "Annotation", None),
-    ("pages/benchmark.py", "Benchmark", ":material/leaderboard:", "Quality", (Role.ADMIN, Role.LEAD)),
-    ("pages/audit.py", "Audit log", ":material/policy:", "Quality", (Role.ADMIN, Role.LEAD)),
-    ("pages/users.py", "Users", ":material/group:", "Admin", (Role.ADMIN,)),
-    ("pages/admin.py", "Settings & backup", ":material/settings:", "Admin", (Role.ADMIN,)),
-    ("pages/account.py", "My account", ":material/person:", "Account", None),
+    ("views/library.py", "Library", ":material/photo_library:", "Data", None),
+    ("views/upload.py", "Upload", ":material/upload:", "Data", None),
+    ("views/extract.py", "Extract frames", ":material/movie:", "Data", (Role.ADMIN, Role.LEAD)),
+    ("views/annotate.py", "Annotate", ":material/draw:", "Annotation", None),
+    ("views/frame_labels.py", "Frame labels & segments", ":material/timeline:", "Annotation", None),
+    ("views/labels.py", "Labels", ":material/label:", "Annotation", None),
+    ("views/benchmark.py", "Benchmark", ":material/leaderboard:", "Quality", (Role.ADMIN, Role.LEAD)),
+    ("views/audit.py", "Audit log", ":material/policy:", "Quality", (Role.ADMIN, Role.LEAD)),
+    ("views/users.py", "Users", ":material/group:", "Admin", (Role.ADMIN,)),
+    ("views/admin.py", "Settings & backup", ":material/settings:", "Admin", (Role.ADMIN,)),
+    ("views/account.py", "My account", ":material/person:", "Account", None),
 ]
 
 
 def gate(show, title: str) -> None:
-    """Before login only ``show`` runs, with no page list in the sidebar."""
-    st.navigation([st.Page(show, title=title)], position="hidden").run()
+    """Before login only ``show`` runs, with no page list in the sidebar.  Every page's address
+    runs it, so a reload or a deep link lands on the form (not on "page not found") and, after
+    login, on the page asked for."""
+    pages = [st.Page(show, title=title, url_path=path.split("/")[-1][:-3], default=i == 0)
+             for i, (path, *_rest) in enumerate(PAGES)]
+    st.navigation(pages, position="hidden").run()
 
 
 def main() -> None:

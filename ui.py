@@ -56,9 +56,12 @@ def announce_setup_code() -> None:
 
 
 def client_address() -> str:
-    """The browser's address as the server sees it (the proxy's, behind a reverse proxy)."""
+    """The browser's address: the reverse proxy's X-Real-IP / X-Forwarded-For when it sets them
+    (deploy/nginx.conf does), else the peer address the server sees ("unknown" for localhost)."""
     try:
-        address = st.context.ip_address
+        headers = st.context.headers
+        forwarded = headers.get("X-Real-Ip") or (headers.get("X-Forwarded-For") or "").split(",")[0]
+        address = forwarded.strip() or st.context.ip_address
     except Exception:  # noqa: BLE001 - AppTest and bare mode have no request context
         return "unknown"
     return address if isinstance(address, str) and address else "unknown"
@@ -204,7 +207,7 @@ def frame_navigator(frames, *, key: str):
     the current one (None if empty)."""
     if not frames:
         st.info("This sequence has no frames yet: extract some first.")
-        link_to("pages/extract.py", "Extract frames", ":material/movie:")
+        link_to("views/extract.py", "Extract frames", ":material/movie:")
         return None
     state_key = f"{key}_index"
     index = min(st.session_state.get(state_key, 0), len(frames) - 1)

@@ -3,7 +3,7 @@
 Builds a small project in a fresh data dir (a synthetic moving-disc video, ingested, ~200
 frames extracted; ``--annotators`` annotator accounts; the label ``polyp``), then runs one thread
 per annotator for ``--seconds``, each on its own cursor of ONE connection (as the dashboard's
-reruns do).  Each thread loops: open a random frame the way pages/annotate.py does (the
+reruns do).  Each thread loops: open a random frame the way views/annotate.py does (the
 navigator's ``media.FramePages`` count + page, ``masks_of`` the frame, ``render_frame`` the
 overlay, the user's undo step), then save a random disc through ``services.masks.save``;
 sometimes instead erase from (``services.masks.edit`` with the version read) or delete

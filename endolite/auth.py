@@ -33,6 +33,7 @@ MAX_NAME = 64
 # throttling: after FREE_FAILURES failed logins within WINDOW (per user name, and per client),
 # each further try waits 2^(k) seconds after the last failure, up to MAX_DELAY
 FREE_FAILURES = 5
+FREE_FAILURES_CLIENT = 20        # one address may be a whole ward behind NAT or the proxy
 MAX_DELAY = 300.0
 WINDOW = timedelta(minutes=30)
 DEFAULT_IDLE_MINUTES = 60
@@ -98,18 +99,19 @@ def verify_credentials(con: duckdb.DuckDBPyConnection, name: str, password: str)
     return users.get_by_name(con, name)
 
 
-def throttle_delay(failures: int) -> float:
+def throttle_delay(failures: int, *, free: int = FREE_FAILURES) -> float:
     """Seconds to wait after the last failure, given the failures in the window (pure)."""
-    if failures < FREE_FAILURES:
+    if failures < free:
         return 0.0
-    return min(2.0 ** (failures - FREE_FAILURES + 1), MAX_DELAY)
+    return min(2.0 ** (failures - free + 1), MAX_DELAY)
 
 
-def retry_after(failures: int, last_failure: datetime | None, now: datetime) -> float:
+def retry_after(failures: int, last_failure: datetime | None, now: datetime, *,
+                free: int = FREE_FAILURES) -> float:
     """Seconds left before another try is accepted (0 when one may try now)."""
     if last_failure is None:
         return 0.0
-    wait = throttle_delay(failures) - (now - last_failure).total_seconds()
+    wait = throttle_delay(failures, free=free) - (now - last_failure).total_seconds()
     return max(0.0, wait)
 
 

@@ -23,7 +23,7 @@ def make_user(con, name: str, role: Role | str, password: str = "password-123", 
 
 
 def page(path: str, user: User | None) -> AppTest:
-    """``pages/<path>`` (or app.py) in AppTest, signed in as ``user``."""
+    """``views/<path>`` (or app.py) in AppTest, signed in as ``user``."""
     at = AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT)
     if user is not None:
         at.session_state["user_id"] = user.id

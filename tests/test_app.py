@@ -74,7 +74,7 @@ def _page(path: str, user) -> AppTest:
 def test_labels_page_adds_and_renames_labels(app_env):
     con = connect(app_env)
     lead = make_user(con, "lena", Role.LEAD, "lead-pass-1")
-    at = _page("pages/labels.py", lead).run()
+    at = _page("views/labels.py", lead).run()
     at.text_input(key="label_name").input("polyp")
     at.selectbox(key="label_kind").select("pathology")
     at.button[0].click().run()
@@ -93,10 +93,10 @@ def test_users_page_is_admin_only_and_creates_users(app_env):
     admin = make_user(con, "root", Role.ADMIN, "admin-pass-1")
     annotator = make_user(con, "ann", Role.ANNOTATOR, "ann-pass-12")
 
-    at = _page("pages/users.py", annotator).run()
+    at = _page("views/users.py", annotator).run()
     assert any("for admin" in e.value for e in at.error)
 
-    at = _page("pages/users.py", admin).run()
+    at = _page("views/users.py", admin).run()
     at.text_input(key="user_name").input("newbie")
     at.selectbox(key="user_role").select("annotator")
     at.text_input(key="user_password").input("short")
@@ -117,7 +117,7 @@ def test_library_lists_groups_and_videos_with_their_frames(app_env, tmp_path, di
 
     con = connect(app_env)
     lead = make_user(con, "lena", Role.LEAD, "lead-pass-1")
-    at = _page("pages/library.py", lead).run()
+    at = _page("views/library.py", lead).run()
     assert not at.exception
     assert "No videos yet." in [i.value for i in at.info]
     assert "No image groups yet." in [i.value for i in at.info]
@@ -128,7 +128,7 @@ def test_library_lists_groups_and_videos_with_their_frames(app_env, tmp_path, di
         write_image_atomic(folder / f"img{n}.png", np.full((32, 48, 3), 60 * n, np.uint8), fmt="png")
     [group] = ingest_paths(con, app_env, [folder], user="lena")
     [video] = ingest_paths(con, app_env, [disc_video], user="lena")
-    at = _page("pages/library.py", lead).run()
+    at = _page("views/library.py", lead).run()
     assert not at.exception
     assert [m.value for m in at.metric] == ["1", "1"]
     group_table = next(d.value for d in at.dataframe if "source" in d.value.columns)
@@ -150,7 +150,7 @@ def test_user_text_shows_as_typed_never_as_html_or_markdown(app_env):
     """Label names with HTML, markdown or SQL in them are stored and shown exactly as typed."""
     con = connect(app_env)
     lead = make_user(con, "lena", Role.LEAD, "lead-pass-1")
-    at = _page("pages/labels.py", lead).run()
+    at = _page("views/labels.py", lead).run()
     for name in HOSTILE:
         at.text_input(key="label_name").input(name)
         at.button[0].click().run()
@@ -170,7 +170,7 @@ def test_session_ends_when_deactivated_demoted_or_idle(app_env):
     admin = make_user(con, "root", Role.ADMIN, "admin-pass-1")
     lead = make_user(con, "lena", Role.LEAD, "lead-pass-1")
     ctx = Ctx(con=con, settings=app_env, actor=Actor.of(admin))
-    at = page("pages/benchmark.py", lead).run()
+    at = page("views/benchmark.py", lead).run()
     assert "Benchmark" in [t.value for t in at.title]
     user_service.set_role(ctx, "lena", Role.ANNOTATOR)
     at.run()

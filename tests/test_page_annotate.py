@@ -36,7 +36,7 @@ def _setup(app_env, tmp_path, n=6):
 
 
 def _page(user) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages/annotate.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "views/annotate.py"), default_timeout=60)
     at.session_state["user_id"] = user.id
     return at
 

@@ -53,7 +53,7 @@ def _table(at: AppTest, column: str):
 
 
 def _page(user) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages/benchmark.py"), default_timeout=90)
+    at = AppTest.from_file(str(ROOT / "views/benchmark.py"), default_timeout=90)
     at.session_state["user_id"] = user.id
     return at
 

@@ -15,7 +15,7 @@ def test_lead_extracts_uniform_frames_and_sees_thumbnails(app_env, tmp_path):
     lead = make_user(con, "lena", Role.LEAD)
     [video] = ingest_paths(con, app_env, [write_disc_video(tmp_path / "v.mp4", 60, gop=15)],
                            user="lena")
-    at = page("pages/extract.py", lead).run()
+    at = page("views/extract.py", lead).run()
     assert not at.exception, at.exception
     assert at.selectbox(key="extract_method").value == SampleMethod.UNIFORM
     at.number_input(key="extract_count").set_value(6)
@@ -37,7 +37,7 @@ def test_annotator_is_refused_the_page(app_env, tmp_path):
     con = connect(app_env)
     ann = make_user(con, "ann", Role.ANNOTATOR)
     ingest_paths(con, app_env, [write_disc_video(tmp_path / "v.mp4", 20, gop=10)], user="ann")
-    at = page("pages/extract.py", ann).run()
+    at = page("views/extract.py", ann).run()
     assert not at.exception, at.exception
     assert any("for admin / lead" in e.value for e in at.error), [e.value for e in at.error]
     assert not at.button, "no Extract button"

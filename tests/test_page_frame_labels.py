@@ -27,7 +27,7 @@ def _setup(app_env, tmp_path):
 
 
 def _page(user) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages/frame_labels.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "views/frame_labels.py"), default_timeout=60)
     at.session_state["user_id"] = user.id
     return at
 

@@ -34,7 +34,7 @@ def test_annotator_uploads_a_video_and_a_png_and_sees_no_server_paths(app_env, t
     con = connect(app_env)
     ann = make_user(con, "ann", Role.ANNOTATOR)
     video = write_disc_video(tmp_path / "clip.mp4", 30, gop=10).read_bytes()
-    at = page("pages/upload.py", ann).run()
+    at = page("views/upload.py", ann).run()
     assert not at.exception, at.exception
     assert not [t for t in at.text_area if t.key == "upload_paths"], "no server paths for annotators"
 
@@ -51,7 +51,7 @@ def test_annotator_uploads_a_video_and_a_png_and_sees_no_server_paths(app_env, t
 def test_rejected_and_duplicate_uploads_show_their_reason(app_env):
     con = connect(app_env)
     ann = make_user(con, "ann", Role.ANNOTATOR)
-    at = page("pages/upload.py", ann).run()
+    at = page("views/upload.py", ann).run()
     _upload(at, ("first.png", _png(1), "image/png"))
     _upload(at, ("again.png", _png(1), "image/png"), ("broken.png", b"not an image", "image/png"))
     warnings = [w.value for w in at.warning]
@@ -74,7 +74,7 @@ def test_lead_imports_below_the_inbox_and_is_refused_outside(app_env, tmp_path):
     link = inbox / "sneaky.png"
     os.symlink(outside_png, link)                  # in the inbox, pointing outside it
 
-    at = page("pages/upload.py", lead).run()
+    at = page("views/upload.py", lead).run()
     box = at.text_area(key="upload_paths")
     assert "inbox" in box.label
     box.set_value(f"{inside}\n/etc/hostname\n{link}")

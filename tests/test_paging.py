@@ -145,7 +145,7 @@ def test_library_grid_shows_one_page_of_thumbnails_at_a_time(app_env):
     con = connect(app_env)
     lead = make_user(con, "lena", Role.LEAD, "lead-pass-1")
     seq = _sequence(con, app_env, list(range(100)))
-    at = page("pages/library.py", lead).run()
+    at = page("views/library.py", lead).run()
     assert not at.exception, at.exception
     captions = [img.proto.imgs[0].caption for img in at.get("image")]
     assert len(captions) == 48 and captions[0].endswith("f0.png") and captions[-1].endswith("f47.png")

@@ -83,7 +83,7 @@ if blind:
 mask_labels = [lb for lb in labels.list_all(con) if {"mask", "box"} & set(lb.allowed)]
 if not mask_labels:
     st.warning("Create a label that allows masks or boxes first.")
-    ui.link_to("pages/labels.py", "Labels", ":material/label:")
+    ui.link_to("views/labels.py", "Labels", ":material/label:")
     st.stop()
 
 tool_col, label_col, size_col = st.columns([3, 2, 1])
@@ -257,7 +257,8 @@ def job_progress() -> None:
         st.rerun()
 
 
-job_progress()
+if st.session_state.get("ann_job"):       # no polling fragment on every open tab when idle
+    job_progress()
 
 # --- review strip: propagated masks of the sequence, flagged first -----------------------------
 @st.cache_data(max_entries=512, show_spinner=False)

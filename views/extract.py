@@ -15,7 +15,7 @@ st.title("Extract frames")
 videos = media.list_videos(ui.cursor())
 if not videos:
     st.info("No videos yet: upload one first.")
-    ui.link_to("pages/upload.py", "Go to Upload", ":material/upload:")
+    ui.link_to("views/upload.py", "Go to Upload", ":material/upload:")
     st.stop()
 
 by_id = {v.id: v for v in videos}

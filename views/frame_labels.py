@@ -21,7 +21,7 @@ frame_labels = [lb for lb in all_labels if "frame_label" in lb.allowed]
 segment_labels = [lb for lb in all_labels if "segment" in lb.allowed]
 if not all_labels:
     st.info("Create labels first.")
-    ui.link_to("pages/labels.py", "Labels", ":material/label:")
+    ui.link_to("views/labels.py", "Labels", ":material/label:")
     st.stop()
 
 tab_frames, tab_segments = st.tabs(["Frame labels", "Time segments"])

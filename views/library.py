@@ -45,4 +45,4 @@ with tab_groups:
     sequence_tab("image group", groups, ["id", "title", "source", "frame_count", "created_by",
                                          "created_at"])
 if user.role in (Role.ADMIN, Role.LEAD):
-    ui.link_to("pages/audit.py", "Activity: the audit log", ":material/policy:")
+    ui.link_to("views/audit.py", "Activity: the audit log", ":material/policy:")

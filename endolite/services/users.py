@@ -2,9 +2,10 @@
 session check, and the administrator's user management.
 
 Login throttling: every failed login is recorded (``login_attempts``) and audited; after
-``auth.FREE_FAILURES`` failures for a user name (since its last success) or from one client
-(within ``auth.WINDOW``), each further try must wait 2, 4, 8 ... up to 300 seconds after the
-last failure and is refused unchecked until then.
+``auth.FREE_FAILURES`` (5) failures for a user name since its last success, or
+``auth.FREE_FAILURES_CLIENT`` (20) from one client address within ``auth.WINDOW`` (one address
+may be a whole ward behind NAT), each further try must wait 2, 4, 8 ... up to 300 seconds after
+the last failure and is refused unchecked until then.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def login(con: duckdb.DuckDBPyConnection, name: str, password: str, *, client: s
     since = now - auth.WINDOW
     by_user = users.recent_failures(con, username=name, since=since)
     by_client = users.recent_failures(con, client=client, since=since)
-    wait = max(auth.retry_after(by_user[0], by_user[1], now), auth.retry_after(by_client[0], by_client[1], now))
+    wait = max(auth.retry_after(by_user[0], by_user[1], now),
+               auth.retry_after(by_client[0], by_client[1], now, free=auth.FREE_FAILURES_CLIENT))
     if wait > 0:
         audit.record(con, username=name, action="login.throttled", entity="user",
                      details={"client": client, "retry_after_s": round(wait, 1)})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,3 +59,25 @@ def _acting_user(args) -> str:
     from endolite.services import Actor
 
     return user_name(args) or Actor.server_shell().name
+
+
+def as_job(ctx, kind: str, params: dict[str, Any], work) -> Any:
+    """Run ``work(ctx, progress)`` as a recorded job of this process (so a killed command leaves
+    a job row that the next start marks failed); returns what ``work`` returned and raises the
+    error it raised."""
+    from endolite import jobs
+
+    box: dict[str, Any] = {}
+
+    def run(cur, progress):
+        try:
+            box["value"] = work(replace(ctx, con=cur), progress)
+        except BaseException as exc:
+            box["error"] = exc
+            raise
+        return {"ok": True}
+
+    jobs.start(ctx.con, kind, run, params=params, created_by=ctx.actor.name, background=False)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

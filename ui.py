@@ -288,24 +288,23 @@ def link_to(page: str, label: str, icon: str | None = None) -> None:
 
 
 def start_precompute(frames, *, around: int):
-    """Embed ``frames`` (records.Frame) in a background job, nearest to frame number ``around`` first."""
-    from endolite import jobs
-    from endolite.media import read_image
-    from endolite.segment.sam import FrameToEmbed, precompute
+    """Embed ``frames`` (records.Frame) in a background job of the signed-in user, nearest to
+    frame number ``around`` first (services.segmentation.precompute; role checked up front)."""
+    from dataclasses import replace
 
+    from endolite import jobs
     from endolite.services import Action
+    from endolite.services import segmentation
 
     here = ctx()
     here.check(Action.EMBED_PRECOMPUTE)
-    data, engine = settings(), segmenter()
-    items = [FrameToEmbed(key=f.sha256, index=f.frame_number,
-                          load=lambda p=str(data.absolute(f.path)): read_image(p)) for f in frames]
+    engine, frames = segmenter(), list(frames)
 
     def work(cur, progress):
-        result = precompute(engine, items, lambda done, total: progress(done / max(total, 1),
-                                                                         f"{done} / {total} frames"),
-                            around=around)
+        result = segmentation.precompute(
+            replace(here, con=cur), engine, frames, around=around,
+            progress=lambda done, total: progress(done / max(total, 1), f"{done} / {total} frames"))
         return {"computed": result.computed, "cached": result.cached, "failed": len(result.failed)}
 
-    return jobs.start(_connection_for(str(data.data_dir)), "embed", work,
-                      params={"frames": len(items), "around": around}, created_by=here.actor.name)
+    return jobs.start(_connection_for(str(settings().data_dir)), "embed", work,
+                      params={"frames": len(frames), "around": around}, created_by=here.actor.name)

@@ -32,9 +32,10 @@ from endolite.errors import PermissionDenied
 from endolite.ingest.upload import stage_upload
 from endolite.media import encode_image
 from endolite.records import Presence, Role
+from endolite.segment import engine_for
 from endolite.services import MATRIX, Action, Actor, Ctx, allowed
 from endolite.services import annotations as annotations_service
-from endolite.services import audit_log, benchmarks, labels, maintenance, masks, media
+from endolite.services import audit_log, benchmarks, labels, maintenance, masks, media, segmentation
 from endolite.services import settings as settings_service
 from endolite.services import users as users_service
 from endolite.services.access import matrix_markdown
@@ -49,7 +50,7 @@ H, W = 60, 80                        # image-group frames; H != W
 ACTORS = {Role.ANNOTATOR: "ann", Role.LEAD: "lena", Role.ADMIN: "root"}
 OTHER = "bob"                        # an annotator whose records the "other" cases act on
 # actions the matrix names that no service performs yet: a service for one must come with a case
-PENDING = {Action.EMBED_PRECOMPUTE}
+PENDING: set[Action] = set()
 
 
 def cheap_hash(password: str) -> str:
@@ -246,6 +247,10 @@ CASES: dict[Action, Case] = {
         ctx, seg.id), _core_segment),
     Action.BENCHMARK_TASK: Case(("benchmark_tasks",), lambda ctx, p, s: benchmarks.complete(
         ctx, s[0], annotator=s[1]), _bench_for_tasks),
+    # the classical engine (no checkpoint here) has no cache: nothing to compute, but the
+    # request is still checked and audited
+    Action.EMBED_PRECOMPUTE: Case(("frames",), lambda ctx, p, _: segmentation.precompute(
+        ctx, engine_for(p.settings), p.frames[:2]), changes=False),
     Action.MEDIA_UPLOAD: Case(("image_groups", "frames"), lambda ctx, p, path: media.upload(
         ctx, [path], names={str(path): path.name}), _staged),
     Action.PASSWORD_CHANGE: Case(("users",), _change_password),

@@ -144,10 +144,14 @@ def require_user(*roles: Role) -> User:
 @contextmanager
 def reported_errors():
     """Show an EndoliteError as st.error and keep the page running."""
+    from endolite.errors import describe_os_error
+
     try:
         yield
     except EndoliteError as exc:
         st.error(md(exc))
+    except OSError as exc:          # disk full, read-only data directory: say so, keep running
+        st.error(md(describe_os_error(exc)))
 
 
 GRID_PAGE = 48          # thumbnails per page of a frame grid

@@ -157,6 +157,27 @@ def test_one_bad_mask_in_a_batch_stores_none_of_it(con, settings, group, polyp):
     assert count(con, "masks") == 0 and mask_files(settings) == []
 
 
+def test_a_mirror_that_cannot_be_written_leaves_no_row_history_or_audit(con, settings, group, polyp):
+    """The PNG mirror fails (its folder is blocked by a file): the save raises the OSError the
+    page turns into a message, and no mask row, undo step or audit entry is left behind."""
+    from endolite.services import Actor, Ctx
+    from endolite.services import masks as mask_service
+
+    _, frames = group
+    blocked = settings.masks_dir / f"frame_{frames[2].id}"
+    blocked.parent.mkdir(parents=True, exist_ok=True)
+    blocked.write_text("not a folder")
+    ctx = Ctx(con=con, settings=settings, actor=Actor.server_shell())
+    with pytest.raises(OSError):
+        mask_service.save(ctx, NewMask(frame_id=frames[2].id, mask=l_shape()), label=polyp)
+    assert count(con, "masks") == 0 and count(con, "mask_history") == 0
+    assert count(con, "audit_log") == 0
+    blocked.unlink()
+    assert mask_files(settings) == []
+    saved = mask_service.save(ctx, NewMask(frame_id=frames[2].id, mask=l_shape()), label=polyp)
+    assert count(con, "masks") == 1 and mask_service.undoable(ctx, frames[2].id).added == (saved.id,)
+
+
 def test_bulk_save_masks_keeps_order_and_each_mask(con, settings, group, polyp):
     _, frames = group
     items, arrays = [], []

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import duckdb
 
-from endolite.errors import Conflict
+from endolite.errors import Conflict, StorageError
 
 
 @contextmanager
@@ -25,6 +25,10 @@ def transaction(con: duckdb.DuckDBPyConnection, *, what: str = "the change") -> 
         _rollback(con)
         raise Conflict(f"{what}: someone else changed the same record at the same moment; "
                        "nothing was saved, reload and try again") from exc
+    except duckdb.IOException as exc:      # the database file could not be written
+        _rollback(con)
+        raise StorageError(f"{what}: the database could not be written ({exc}); disk full or "
+                           "read-only data directory? nothing was saved") from exc
     except BaseException:
         _rollback(con)
         raise

@@ -25,6 +25,15 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_dashboard(data_dir: Path, log_path: Path):
     """Start ``endolite serve`` on 127.0.0.1:<free port>; yield its base URL; stop it after."""
+    with dashboard_process(data_dir, log_path) as (url, _proc):
+        yield url
+
+
+@contextlib.contextmanager
+def dashboard_process(data_dir: Path, log_path: Path):
+    """``running_dashboard`` that yields ``(base URL, Popen)``: ``endolite serve`` execs
+    Streamlit, so the Popen's pid is the server itself (a test may SIGKILL it; stopping after
+    then only ends what is left of its process group)."""
     port = free_port()
     env = dict(os.environ, ENDOLITE_DATA=str(data_dir), PYTHONUNBUFFERED="1")
     with open(log_path, "w") as log:
@@ -46,13 +55,15 @@ def running_dashboard(data_dir: Path, log_path: Path):
                     time.sleep(0.5)
             else:
                 raise RuntimeError("dashboard did not start within 90 s")
-            yield url
+            yield url, proc
         finally:
-            os.killpg(proc.pid, 15)
+            with contextlib.suppress(ProcessLookupError):    # the group is gone after a kill
+                os.killpg(proc.pid, 15)
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
+                proc.wait()
 
 
 @contextlib.contextmanager

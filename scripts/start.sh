@@ -9,4 +9,7 @@ source scripts/env.sh
 # Streamlit's file watcher would also walk .venv/ (in the app's folder: thousands of directories,
 # "Inotify queue overflowed"); a running server has no code edits to react to.
 export STREAMLIT_SERVER_FILE_WATCHER_TYPE="${STREAMLIT_SERVER_FILE_WATCHER_TYPE:-none}"
+# Patient data: files the server writes are readable by its user and group only (the systemd
+# unit does the same with UMask=0027).
+umask 027
 exec "$VENV_DIR/bin/endolite" serve "$@"

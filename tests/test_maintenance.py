@@ -105,6 +105,11 @@ def test_check_finds_each_problem_and_repair_fixes_only_the_safe_ones(con, setti
     orphan_mask.write_bytes(b"png")
     half = settings.videos_dir / ".tmp-abc123.mp4"
     half.write_bytes(b"half a video")
+    half_embedding = settings.cache_dir / "sam" / "vit_b" / ".tmp-9f.npy"     # killed mid-write
+    half_embedding.parent.mkdir(parents=True)
+    half_embedding.write_bytes(b"half an embedding")
+    kept_embedding = half_embedding.parent / "9f.npy"
+    kept_embedding.write_bytes(b"a whole one (no row refers to cache files)")
     (settings.tmp_dir / "ingest-0001").mkdir()
     (settings.tmp_dir / "ingest-0001" / "member.png").write_bytes(b"staged")
     (settings.tmp_dir / "upload.part").write_bytes(b"partial")
@@ -132,7 +137,7 @@ def test_check_finds_each_problem_and_repair_fixes_only_the_safe_ones(con, setti
     found = kinds(report)
     rel = lambda p: p.relative_to(settings.data_dir).as_posix()  # noqa: E731
     assert found["orphan_file"] == sorted([rel(orphan_frame), rel(orphan_dir / "x.png"),
-                                          rel(orphan_mask), rel(half)])
+                                          rel(orphan_mask), rel(half), rel(half_embedding)])
     assert found["tmp_leftover"] == ["tmp/ingest-0001", "tmp/upload.part"]
     assert found["stale_job"] == [f"job {job.id}"]
     assert found["mask_png_missing"] == [rel(gone)]
@@ -140,14 +145,15 @@ def test_check_finds_each_problem_and_repair_fixes_only_the_safe_ones(con, setti
     assert found["frame_missing"] == [frames[2].path]
     assert found["frame_changed"] == [frames[3].path]
     assert found["video_changed"] == [rel(video_path)]
-    assert not report.ok and len(report.repairable) == 9
+    assert not report.ok and len(report.repairable) == 10
 
     done = repair(con, settings, report)
     assert any(f"removed orphaned file {rel(orphan_frame)}" in line for line in done)
     assert f"removed empty folder {rel(orphan_dir)}" in done
     assert f"wrote {rel(gone)} from mask {masks[0].id} in the database" in done
     assert any(line.startswith(f"marked job {job.id} (extract) failed: interrupted") for line in done)
-    assert len(done) == 11                            # 4 orphans, 2 folders, 2 tmp, 2 PNGs, 1 job
+    assert len(done) == 12                            # 5 orphans, 2 folders, 2 tmp, 2 PNGs, 1 job
+    assert kept_embedding.is_file() and not half_embedding.exists()
     after = check(con, settings, grace_s=0)
     assert sorted(kinds(after)) == ["frame_changed", "frame_missing", "video_changed"]
     assert all(not p.repairable for p in after.problems)

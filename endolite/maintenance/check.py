@@ -227,6 +227,15 @@ def check(con: duckdb.DuckDBPyConnection, settings: Settings, *, grace_s: float 
             why = ("a temporary file of an interrupted write" if file.name.startswith(".tmp-")
                    else "no database row refers to this file")
             problems.append(Problem(ProblemKind.ORPHAN_FILE, rel, why))
+    for top in (settings.cache_dir, settings.models_dir):    # no rows here: only .tmp- files
+        for file in _walk(top):
+            if not file.name.startswith(".tmp-"):
+                continue
+            if grace_s > 0 and now - _changed_at(file) < grace_s:
+                recent += 1
+                continue
+            problems.append(Problem(ProblemKind.ORPHAN_FILE, file.relative_to(settings.data_dir).as_posix(),
+                                    "a temporary file of an interrupted write"))
 
     for entry in sorted(settings.tmp_dir.iterdir()) if settings.tmp_dir.is_dir() else []:
         if grace_s > 0 and now - _changed_at(entry) < grace_s:
@@ -299,7 +308,8 @@ def repair(con: duckdb.DuckDBPyConnection, settings: Settings, report: CheckRepo
     orphans = [p for p in todo if p.kind == ProblemKind.ORPHAN_FILE]
     if orphans:
         refs = _referenced(cur)
-        keep_dirs = {settings.frames_dir, settings.masks_dir, settings.videos_dir}
+        keep_dirs = {settings.frames_dir, settings.masks_dir, settings.videos_dir, settings.cache_dir,
+                     settings.models_dir}
         for p in orphans:
             if p.path_or_id in refs:
                 continue

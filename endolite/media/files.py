@@ -26,10 +26,25 @@ def sha256_bytes(data: bytes) -> str:
 
 # --- atomic writes ----------------------------------------------------------------------------
 
+def _process_umask() -> int:
+    mask = os.umask(0o077)     # read it (set and restore) once, at import, before any thread
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_process_umask()
+
+
 def _temp_beside(target: Path) -> Path:
+    """A temporary file beside ``target`` with the mode a plain ``open`` would give (the
+    process umask decides; mkstemp's 0600 would leave stored files readable by no one else,
+    e.g. a backup user; the systemd unit's UMask=0027 keeps them from everyone else)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, _FILE_MODE)
+    finally:
+        os.close(fd)
     return Path(name)
 
 

@@ -142,3 +142,22 @@ def test_annotator_cannot_touch_other_peoples_masks_and_undo_is_their_own(app_en
     undo = _button(at, "ann_undo_btn")
     undo.click().run()
     assert {m.id for m in annotations.masks_of(con, group_id=frames[0].group_id)} == left | {mine.id}
+
+
+def test_jobs_a_server_stop_interrupted_are_named_once_per_session(app_env, tmp_path):
+    """A propagation left 'running' by a killed server is marked failed at the next start, and
+    its owner's Annotate page says so (once per session)."""
+    from endolite.storage import jobs as job_store
+
+    con, ann, frames, truth = _setup(app_env, tmp_path)
+    job = job_store.create(con, "propagate", created_by="ann")
+    job_store.update(con, job.id, status="running", progress=0.4)
+    con.execute("UPDATE jobs SET owner = 'gone:1:x' WHERE id = ?", [job.id])
+    con.close()
+    con = connect(app_env)                       # the restart: recovery marks the job failed
+    assert job_store.get(con, job.id).status == "failed"
+    at = _page(ann).run()
+    [warning] = [w.value for w in at.warning if "did not finish" in w.value]
+    assert f"propagate job {job.id}" in warning and "interrupted" in warning and "40%" in warning
+    at.run()
+    assert not [w for w in at.warning if "did not finish" in w.value]

@@ -26,6 +26,11 @@ CANVAS_WIDTH = 640
 user = ui.require_user()
 st.title("Annotate")
 ctx = ui.ctx()
+if not st.session_state.get("ann_interrupted_seen"):     # once per session, after a restart
+    st.session_state["ann_interrupted_seen"] = True
+    for job in jobs.interrupted_of(ctx.con, user.name):
+        st.warning(f"Your {job.kind} job {job.id} ({job.updated_at:%Y-%m-%d %H:%M}) did not finish: "
+                   f"{ui.md(job.message)}")
 con, settings = ctx.con, ctx.settings
 engine = ui.segmenter()
 st.caption("Segmentation engine: " + ui.md(engine.description))

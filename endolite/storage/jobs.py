@@ -115,6 +115,15 @@ def get(con: duckdb.DuckDBPyConnection, job_id: int) -> Job:
     return _record(rows[0])
 
 
+def interrupted_of(con: duckdb.DuckDBPyConnection, created_by: str, *, hours: float = 24) -> list[Job]:
+    """``created_by``'s jobs that a server stop interrupted in the last ``hours``, newest first."""
+    rows = fetch_dicts(con, "SELECT * FROM jobs WHERE created_by = ? AND status = 'failed' "
+                            "AND starts_with(message, 'interrupted') AND updated_at >= "
+                            "current_localtimestamp() - to_seconds(?) ORDER BY id DESC",
+                       [created_by, float(hours) * 3600])
+    return [_record(r) for r in rows]
+
+
 def recent(con: duckdb.DuckDBPyConnection, *, kind: str | None = None, limit: int = 20) -> list[Job]:
     sql, params = "SELECT * FROM jobs", []
     if kind:

@@ -324,6 +324,9 @@ def test_a_second_connection_of_the_same_process_leaves_its_jobs_and_tmp_alone(s
         assert jobs.wait(con, job.id, timeout=30).status == "done"
     finally:
         release.set()
+        for thread in threading.enumerate():     # its last read may still run: let it end first
+            if thread.name == f"endolite-job-{job.id}":
+                thread.join(timeout=30)
         second.close()
         con.close()
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as coco_mask
 
-from endolite import annotate
+from endolite import annotate, frame_labels
 from endolite.annotate import NewMask
 from endolite.errors import InvalidInput, NotFound
 from endolite.ingest import ingest_paths
@@ -393,14 +393,14 @@ def test_frame_labels_set_overwrite_and_per_annotator(con, group, polyp):
     _, frames = group
     fid = frames[0].id
     labels.add(con, "blur", allowed=("frame_label",))
-    [row] = annotate.set_frame_labels(con, fid, [annotate.parse_assignment("polyp=1:0.8")], annotator="alice")
+    [row] = frame_labels.set_frame_labels(con, fid, [frame_labels.parse_assignment("polyp=1:0.8")], annotator="alice")
     assert (row.frame_id, row.label, row.value, row.float_value) == (fid, "polyp", Presence.PRESENT, 0.8)
     assert row.source == "manual"
 
-    [again] = annotate.set_frame_labels(con, fid, [("polyp", Presence.ABSENT, None)], annotator="alice")
+    [again] = frame_labels.set_frame_labels(con, fid, [("polyp", Presence.ABSENT, None)], annotator="alice")
     assert again.id == row.id and (again.value, again.float_value) == (Presence.ABSENT, None)
-    annotate.set_frame_labels(con, fid, [annotate.parse_assignment("polyp=unknown"),
-                                         annotate.parse_assignment("blur=yes:0.25")], annotator="bob")
+    frame_labels.set_frame_labels(con, fid, [frame_labels.parse_assignment("polyp=unknown"),
+                                         frame_labels.parse_assignment("blur=yes:0.25")], annotator="bob")
     by = {(r.annotator, r.label): (r.value, r.float_value) for r in store.frame_labels_of(con, fid)}
     assert by == {("alice", "polyp"): (Presence.ABSENT, None), ("bob", "polyp"): (Presence.UNKNOWN, None),
                   ("bob", "blur"): (Presence.PRESENT, 0.25)}
@@ -411,11 +411,11 @@ def test_frame_label_refused_for_label_without_frame_labels_and_unknown_frame(co
     _, frames = group
     labels.add(con, "outline", allowed=("mask",))
     with pytest.raises(InvalidInput, match="does not allow frame labels"):
-        annotate.set_frame_labels(con, frames[0].id, [("outline", Presence.PRESENT, None)], annotator="a")
+        frame_labels.set_frame_labels(con, frames[0].id, [("outline", Presence.PRESENT, None)], annotator="a")
     with pytest.raises(NotFound):
-        annotate.set_frame_labels(con, 9999, [("outline", Presence.PRESENT, None)], annotator="a")
+        frame_labels.set_frame_labels(con, 9999, [("outline", Presence.PRESENT, None)], annotator="a")
     with pytest.raises(NotFound, match="no label named 'nope'"):
-        annotate.set_frame_labels(con, frames[0].id, [("nope", Presence.PRESENT, None)], annotator="a")
+        frame_labels.set_frame_labels(con, frames[0].id, [("nope", Presence.PRESENT, None)], annotator="a")
     assert count(con, "frame_labels") == 0
 
 
@@ -427,7 +427,7 @@ def test_frame_label_refused_for_label_without_frame_labels_and_unknown_frame(co
     ("polyp=no", ("polyp", Presence.ABSENT, None)),
 ])
 def test_parse_assignment_accepts(text, expected):
-    assert annotate.parse_assignment(text) == expected
+    assert frame_labels.parse_assignment(text) == expected
 
 
 @pytest.mark.parametrize("text, message", [
@@ -438,7 +438,7 @@ def test_parse_assignment_accepts(text, expected):
 ])
 def test_parse_assignment_rejects(text, message):
     with pytest.raises(InvalidInput, match=message):
-        annotate.parse_assignment(text)
+        frame_labels.parse_assignment(text)
 
 
 # --- segments ---------------------------------------------------------------------------------
@@ -456,30 +456,30 @@ def video(con, settings, disc_video):
 def test_segment_bounds_are_checked_against_the_video(con, video, polyp, start, end, message):
     assert video.frame_count == 100
     with pytest.raises(InvalidInput, match=message):
-        annotate.add_segment(con, video.id, label="polyp", start=start, end=end, annotator="alice")
+        frame_labels.add_segment(con, video.id, label="polyp", start=start, end=end, annotator="alice")
     assert store.segments_of(con, video_id=video.id) == []
 
 
 def test_segment_accepts_whole_video_and_checks_label_and_video(con, video, polyp):
-    seg = annotate.add_segment(con, video.id, label="polyp", start=0, end=99, annotator="alice")
+    seg = frame_labels.add_segment(con, video.id, label="polyp", start=0, end=99, annotator="alice")
     assert (seg.start_frame, seg.end_frame, seg.label, seg.for_export) == (0, 99, "polyp", True)
     labels.add(con, "only_masks", allowed=("mask",))
     with pytest.raises(InvalidInput, match="does not allow time segments"):
-        annotate.add_segment(con, video.id, label="only_masks", start=0, end=5, annotator="alice")
+        frame_labels.add_segment(con, video.id, label="only_masks", start=0, end=5, annotator="alice")
     with pytest.raises(NotFound):
-        annotate.add_segment(con, 999, label="polyp", start=0, end=5, annotator="alice")
+        frame_labels.add_segment(con, 999, label="polyp", start=0, end=5, annotator="alice")
 
 
 def test_materialize_segments_counts_dedups_skips_unexported_and_is_idempotent(con, settings, video, polyp):
     labels.add(con, "tool")
     ids = store_video_frames(con, settings, video, [0, 12, 15, 40])
-    annotate.add_segment(con, video.id, label="polyp", start=10, end=19, annotator="alice")
-    annotate.add_segment(con, video.id, label="polyp", start=15, end=29, annotator="alice")  # overlaps
-    annotate.add_segment(con, video.id, label="polyp", start=0, end=4, annotator="bob")
-    hidden = annotate.add_segment(con, video.id, label="tool", start=50, end=59, annotator="alice")
+    frame_labels.add_segment(con, video.id, label="polyp", start=10, end=19, annotator="alice")
+    frame_labels.add_segment(con, video.id, label="polyp", start=15, end=29, annotator="alice")  # overlaps
+    frame_labels.add_segment(con, video.id, label="polyp", start=0, end=4, annotator="bob")
+    hidden = frame_labels.add_segment(con, video.id, label="tool", start=50, end=59, annotator="alice")
     store.set_segment_export(con, hidden.id, False)
     # alice already said "absent" on frame 12 by hand: that row is kept, not duplicated
-    annotate.set_frame_labels(con, ids[12], [("polyp", Presence.ABSENT, None)], annotator="alice")
+    frame_labels.set_frame_labels(con, ids[12], [("polyp", Presence.ABSENT, None)], annotator="alice")
     expected = 20 - 1 + 5
 
     lead = as_user(con, settings, "lena", Role.LEAD)
@@ -509,7 +509,7 @@ def test_materialize_segments_counts_dedups_skips_unexported_and_is_idempotent(c
 
 def test_materialize_unknown_video_is_not_found(con):
     with pytest.raises(NotFound):
-        annotate.materialize_segments(con, 4242, dry_run=True)
+        frame_labels.materialize_segments(con, 4242, dry_run=True)
 
 
 # --- benchmarks (storage) ---------------------------------------------------------------------

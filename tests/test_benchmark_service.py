@@ -15,7 +15,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from endolite import auth
-from endolite.annotate import NewMask, add_segment, save_mask, set_frame_labels
+from endolite.annotate import NewMask, save_mask
+from endolite.frame_labels import add_segment, set_frame_labels
 from endolite.benchmark import service
 from endolite.cli import main
 from endolite.errors import InvalidInput, NotFound
@@ -359,7 +360,7 @@ def test_frame_labels_and_segments_agreement(con, video_data):
 
 
 def _presence(text: str):
-    from endolite.annotate import parse_presence
+    from endolite.frame_labels import parse_presence
     return parse_presence(text), None
 
 

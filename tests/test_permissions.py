@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from endolite import annotate, auth
+from endolite import annotate, frame_labels, auth
 from endolite.annotate import NewMask
 from endolite.benchmark import service as bench_core
 from endolite.config import Settings
@@ -148,7 +148,7 @@ def _core_mask(p: Project, owner: str):
 
 
 def _core_segment(p: Project, owner: str):
-    return annotate.add_segment(p.con, p.video_id, label="polyp", start=0, end=3, annotator=owner)
+    return frame_labels.add_segment(p.con, p.video_id, label="polyp", start=0, end=3, annotator=owner)
 
 
 def _bench_for_tasks(p: Project, owner: str) -> tuple[int, str]:

@@ -72,7 +72,7 @@ def cmd_masks(args, out: Output) -> int:
 
 
 def cmd_frame_label(args, out: Output) -> int:
-    from endolite.annotate import parse_assignment
+    from endolite.frame_labels import parse_assignment
     from endolite.services import annotations
 
     rows = annotations.set_frame_labels(context(args), args.frame_id,

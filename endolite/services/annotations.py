@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from endolite import annotate
+from endolite import frame_labels
 from endolite.records import FrameLabel, Presence, Segment
 from endolite.services.access import Action, Ctx
 from endolite.storage import annotations as store
@@ -16,7 +16,7 @@ def set_frame_labels(ctx: Ctx, frame_id: int, assignments: Sequence[tuple[str, P
     actor; annotators may set only their own)."""
     who = annotator or ctx.actor.name
     ctx.check(Action.FRAME_LABEL_SET, owners=[who])
-    rows = annotate.set_frame_labels(ctx.con, frame_id, assignments, annotator=who)
+    rows = frame_labels.set_frame_labels(ctx.con, frame_id, assignments, annotator=who)
     ctx.record(Action.FRAME_LABEL_SET, entity="frame", entity_id=frame_id, annotator=who,
                values={r.label: str(r.value) for r in rows},
                row_ids=[r.id for r in rows])
@@ -27,7 +27,7 @@ def add_segment(ctx: Ctx, video_id: int, *, label: str, start: int, end: int,
                 annotator: str | None = None, for_export: bool = True) -> Segment:
     who = annotator or ctx.actor.name
     ctx.check(Action.SEGMENT_ADD, owners=[who])
-    seg = annotate.add_segment(ctx.con, video_id, label=label, start=start, end=end, annotator=who,
+    seg = frame_labels.add_segment(ctx.con, video_id, label=label, start=start, end=end, annotator=who,
                                for_export=for_export)
     ctx.record(Action.SEGMENT_ADD, entity="segment", entity_id=seg.id, video_id=video_id,
                label=seg.label, start=seg.start_frame, end=seg.end_frame, annotator=who)
@@ -55,8 +55,8 @@ def materialize(ctx: Ctx, video_id: int, *, dry_run: bool = False) -> int:
     """Create the missing frame-label rows of the video's exported segments (leads); a dry run
     only counts them (and needs no more than reading)."""
     if dry_run:
-        return annotate.materialize_segments(ctx.con, video_id, dry_run=True)
+        return frame_labels.materialize_segments(ctx.con, video_id, dry_run=True)
     ctx.check(Action.SEGMENT_MATERIALIZE)
-    n = annotate.materialize_segments(ctx.con, video_id)
+    n = frame_labels.materialize_segments(ctx.con, video_id)
     ctx.record(Action.SEGMENT_MATERIALIZE, entity="video", entity_id=video_id, rows=n)
     return n

@@ -1,0 +1,87 @@
+"""Frame labels (present / absent / unknown per frame and label, one row per annotator) and
+time segments of a video (``[start, end]`` frame ranges of a label), and materialising the
+segments marked for export into frame-label rows.  The service layer
+(``endolite.services.annotations``) checks roles and audits; this module validates and stores.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import duckdb
+
+from endolite.annotate import resolve_label
+from endolite.errors import InvalidInput
+from endolite.records import FrameLabel, Presence, Segment
+from endolite.storage import annotations as store
+from endolite.storage import media
+
+
+_VALUE_WORDS = {"1": Presence.PRESENT, "present": Presence.PRESENT, "true": Presence.PRESENT,
+                "yes": Presence.PRESENT, "0": Presence.ABSENT, "absent": Presence.ABSENT,
+                "false": Presence.ABSENT, "no": Presence.ABSENT, "unknown": Presence.UNKNOWN,
+                "?": Presence.UNKNOWN, "": Presence.UNKNOWN}
+
+
+def parse_presence(text: str) -> Presence:
+    try:
+        return _VALUE_WORDS[text.strip().lower()]
+    except KeyError:
+        raise InvalidInput(f"frame label value {text!r}: use 1, 0 or unknown") from None
+
+
+def parse_assignment(text: str) -> tuple[str, Presence, float | None]:
+    """``LABEL=1|0|unknown[:FLOAT]`` -> (label name, presence, optional float value)."""
+    match = re.fullmatch(r"(.+?)=([^:]*)(?::(.+))?", text.strip())
+    if not match:
+        raise InvalidInput(f"{text!r}: use LABEL=1, LABEL=0 or LABEL=unknown")
+    value = None
+    if match.group(3) is not None:
+        try:
+            value = float(match.group(3))
+        except ValueError:
+            raise InvalidInput(f"{text!r}: the value after ':' must be a number") from None
+    return match.group(1).strip(), parse_presence(match.group(2)), value
+
+
+def set_frame_labels(con: duckdb.DuckDBPyConnection, frame_id: int,
+                     assignments: Sequence[tuple[str, Presence, float | None]], *,
+                     annotator: str) -> list[FrameLabel]:
+    frame = media.get_frame(con, frame_id)
+    out = []
+    for name, presence, value in assignments:
+        lab = resolve_label(con, name)
+        if "frame_label" not in lab.allowed:
+            raise InvalidInput(f"label {lab.name} does not allow frame labels")
+        out.append(store.set_frame_label(con, frame_id=frame.id, video_id=frame.video_id,
+                                         frame_number=frame.frame_number, label_id=lab.id,
+                                         annotator=annotator, value=presence, float_value=value))
+    return out
+
+
+def add_segment(con: duckdb.DuckDBPyConnection, video_id: int, *, label: str, start: int, end: int,
+                annotator: str, for_export: bool = True) -> Segment:
+    video = media.get_video(con, video_id)
+    lab = resolve_label(con, label)
+    if "segment" not in lab.allowed:
+        raise InvalidInput(f"label {lab.name} does not allow time segments")
+    if not 0 <= start <= end:
+        raise InvalidInput(f"segment: start {start} / end {end} must satisfy 0 <= start <= end")
+    if end >= video.frame_count:
+        raise InvalidInput(f"segment: end {end} is past the video's last frame {video.frame_count - 1}")
+    return store.add_segment(con, video_id=video.id, label_id=lab.id, start_frame=start,
+                             end_frame=end, annotator=annotator, for_export=for_export)
+
+
+def materialize_segments(con: duckdb.DuckDBPyConnection, video_id: int, *, dry_run: bool = False,
+                         by: str | None = None) -> int:
+    """Create the missing frame-label rows of the video's segments marked for export.
+
+    Returns how many rows were (or, with ``dry_run``, would be) created; a second run creates 0.
+    """
+    media.get_video(con, video_id)
+    rows = store.missing_segment_rows(con, video_id)
+    if not dry_run and rows:
+        store.insert_frame_label_rows(con, rows)
+    return len(rows)

@@ -1,0 +1,1 @@
+"""Exports of annotations to other tools' formats (lx-annotate frame-annotation table, ...)."""

@@ -1,0 +1,1 @@
+"""De-identification of endoscopy frames: field-of-view detection (issue #10)."""

@@ -74,6 +74,16 @@ _endolite_env() {
         "If a package had to be compiled from source, install a compiler and Python's headers and run this again:" \
         "    $(_endolite_sudo)apt-get install -y python3-dev gcc" || return 1
     fi
+    # rapidocr-onnxruntime pulls in opencv-python (the GUI build: it needs libGL.so.1, which a
+    # server may lack) beside our opencv-python-headless; both fill the same cv2/ folder. Keep
+    # the headless build: remove the GUI one and lay the headless files down again.
+    if "$PY" -m pip show -q opencv-python >/dev/null 2>&1; then
+      local headless
+      headless="$("$PY" -m pip show opencv-python-headless 2>/dev/null | sed -n 's/^Version: //p')"
+      "$PY" -m pip uninstall -y -q opencv-python \
+        && "$PY" -m pip install -q --force-reinstall --no-deps "opencv-python-headless==${headless}" \
+        || { _endolite_fail "could not replace opencv-python by opencv-python-headless" || return 1; }
+    fi
     printf '%s\n' "$stamp_want" > "$VENV_DIR/.endolite-installed" 2>/dev/null \
       || echo "endolite setup: could not write $VENV_DIR/.endolite-installed (the next start reinstalls)" >&2
   fi

@@ -102,10 +102,13 @@ def store_prepared(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]],
 
 
 def save_masks(con: duckdb.DuckDBPyConnection, settings: Settings, items: Sequence[NewMask], *,
-               label: str | int | Label, annotator: str) -> list[Mask]:
+               label: str | int | Label, annotator: str,
+               also: Callable[[list[dict[str, Any]]], None] | None = None) -> list[Mask]:
     """Store many masks of one label in one transaction (bulk insert); returns them in order.
 
-    Raises InvalidInput when a mask is empty or its (H, W) differs from its frame's.
+    ``also(rows)`` runs inside the same transaction with the stored rows (the service's undo
+    history and audit entry).  Raises InvalidInput when a mask is empty or its (H, W) differs
+    from its frame's.
     """
     if not items:
         return []
@@ -114,6 +117,8 @@ def save_masks(con: duckdb.DuckDBPyConnection, settings: Settings, items: Sequen
     try:
         with transaction(con, what="saving masks"):
             written = store_prepared(con, rows, pngs)
+            if also is not None:
+                also(rows)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)

@@ -37,25 +37,18 @@ def save_many(ctx: Ctx, items: Sequence[NewMask], *, label: str | int | Label,
     if not items:
         return []
     lab = annotate.resolve_label(ctx.con, label)
-    rows, pngs = annotate.prepare_masks(ctx.con, ctx.settings, items, label=lab, annotator=who)
-    ids = [r["id"] for r in rows]
-    frames = sorted({r["frame_id"] for r in rows})
-    written = []
-    try:    # rows, PNG mirrors, undo history and audit entry commit together or not at all
-        with transaction(ctx.con, what="saving masks"):
-            written = annotate.store_prepared(ctx.con, rows, pngs)
-            for frame_id in frames:
-                history.record(ctx.con, frame_id=frame_id, username=ctx.actor.name, action="create",
-                               added=[r["id"] for r in rows if r["frame_id"] == frame_id])
-            ctx.record(Action.MASK_CREATE, entity="mask", entity_id=ids[0] if len(ids) == 1 else None,
-                       mask_ids=ids, frame_ids=frames, label=lab.name, annotator=who,
-                       source=str(rows[0]["source"]))
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
-    by_id = {m.id: m for m in store.masks_of(ctx.con, frame_ids=frames)}
-    return [by_id[i] for i in ids]
+
+    def log(rows: list[dict[str, Any]]) -> None:    # commits with the rows and PNG mirrors
+        ids = [r["id"] for r in rows]
+        frames = sorted({r["frame_id"] for r in rows})
+        for frame_id in frames:
+            history.record(ctx.con, frame_id=frame_id, username=ctx.actor.name, action="create",
+                           added=[r["id"] for r in rows if r["frame_id"] == frame_id])
+        ctx.record(Action.MASK_CREATE, entity="mask", entity_id=ids[0] if len(ids) == 1 else None,
+                   mask_ids=ids, frame_ids=frames, label=lab.name, annotator=who,
+                   source=str(rows[0]["source"]))
+
+    return annotate.save_masks(ctx.con, ctx.settings, items, label=lab, annotator=who, also=log)
 
 
 def delete(ctx: Ctx, mask_ids: Sequence[int], *, versions: dict[int, int] | None = None,

@@ -10,6 +10,9 @@ The data directory (``--data DIR``, else ``ENDOLITE_DATA``, else ``./data``) hol
     masks/frame_<frame_id>/mask_<mask_id>.png        masks mirrored to disk
     cache/sam/<model>/<frame_sha256>.npy             image embeddings (float16)
     models/                                          checkpoints (models/sam/*.pth) and training runs
+    anonymized/video_<id>/video.mp4                  anonymized copy of a video (exports read only these)
+    anonymized/video_<id>/frame_<frame_id>.<ext>     blanked copies of its extracted frames
+    anonymized/group_<id>/frame_<frame_id>.<ext>     blanked copies of an image group's frames
     exports/                                         export zips
     tmp/                                             staging area; files move into place with os.replace
 """
@@ -65,6 +68,17 @@ class Settings:
         return self.data_dir / "exports"
 
     @property
+    def anonymized_dir(self) -> Path:
+        return self.data_dir / "anonymized"
+
+    def anonymized_media_dir(self, *, video_id: int | None = None, group_id: int | None = None) -> Path:
+        """Where the anonymized copy of one video or image group lives."""
+        if (video_id is None) == (group_id is None):
+            raise ValueError("name exactly one of video_id / group_id")
+        name = f"video_{video_id}" if video_id is not None else f"group_{group_id}"
+        return self.anonymized_dir / name
+
+    @property
     def tmp_dir(self) -> Path:
         return self.data_dir / "tmp"
 
@@ -88,5 +102,5 @@ class Settings:
 
     def ensure_dirs(self) -> None:
         for d in (self.data_dir, self.videos_dir, self.frames_dir, self.masks_dir,
-                  self.cache_dir, self.models_dir, self.exports_dir, self.tmp_dir):
+                  self.cache_dir, self.models_dir, self.anonymized_dir, self.exports_dir, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True)

@@ -46,3 +46,7 @@ def describe_os_error(exc: OSError, *, doing: str | None = None) -> StorageError
               errno.EPERM: "operation not permitted on the data directory"}
     cause = causes.get(exc.errno, exc.strerror or str(exc))
     return StorageError(f"{what}{cause}{where}; nothing already stored was changed")
+
+
+class ExportRefused(EndoliteError):
+    """The export gate or a pre-handover check refused; the message names what and why."""

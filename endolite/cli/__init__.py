@@ -87,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     from endolite.cli.maintenance import add_maintenance_commands
     add_benchmark_commands(sub)
     add_maintenance_commands(sub)
+    from endolite.cli.anonymize import add_anonymize_commands
+    from endolite.cli.export import add_export_commands
+    from endolite.cli.importing import add_import_commands
+    from endolite.cli.tags import add_tag_commands
+    add_anonymize_commands(sub)
+    add_export_commands(sub)
+    add_import_commands(sub)
+    add_tag_commands(sub)
     return p
 
 

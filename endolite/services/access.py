@@ -43,6 +43,7 @@ class Action(StrEnum):
     EMBED_PRECOMPUTE = "embedding.precompute"
     MEDIA_UPLOAD = "media.upload"
     PASSWORD_CHANGE = "user.password_change"
+    FRAME_TAG = "frame.tag"
     # lead
     MASK_IMPORT = "mask.import"
     SEGMENT_MATERIALIZE = "segment.materialize"
@@ -55,6 +56,10 @@ class Action(StrEnum):
     BENCHMARK_ASSIGN = "benchmark.assign"
     BENCHMARK_REPORT = "benchmark.report"
     AUDIT_VIEW = "audit.view"
+    ANONYMIZE = "media.anonymize"
+    ANONYMIZATION_DECIDE = "media.validate"
+    EXPORT = "export.write"
+    IMPORT_COCO = "import.coco"
     # admin
     USER_ADD = "user.add"
     USER_ROLE = "user.role"
@@ -88,6 +93,7 @@ MATRIX: dict[Action, Rule] = {
     Action.EMBED_PRECOMPUTE: Rule(Role.ANNOTATOR, what="precompute SAM embeddings"),
     Action.MEDIA_UPLOAD: Rule(Role.ANNOTATOR, what="upload files from the browser"),
     Action.PASSWORD_CHANGE: Rule(Role.ANNOTATOR, what="change one's own password"),
+    Action.FRAME_TAG: Rule(Role.ANNOTATOR, own=True, what="set / remove one's tags on frames"),
     Action.MASK_IMPORT: Rule(Role.LEAD, what="import mask files from the server"),
     Action.SEGMENT_MATERIALIZE: Rule(Role.LEAD, what="materialise segments into frame labels"),
     Action.LABEL_ADD: Rule(Role.LEAD, what="create labels"),
@@ -99,6 +105,10 @@ MATRIX: dict[Action, Rule] = {
     Action.BENCHMARK_ASSIGN: Rule(Role.LEAD, what="add frames / assign annotators to a benchmark"),
     Action.BENCHMARK_REPORT: Rule(Role.LEAD, what="run and save benchmark reports"),
     Action.AUDIT_VIEW: Rule(Role.LEAD, what="read and download the audit log"),
+    Action.ANONYMIZE: Rule(Role.LEAD, what="anonymize videos and image groups"),
+    Action.ANONYMIZATION_DECIDE: Rule(Role.LEAD, what="validate or reject an anonymization"),
+    Action.EXPORT: Rule(Role.LEAD, what="export validated media and annotations"),
+    Action.IMPORT_COCO: Rule(Role.LEAD, what="import COCO annotations from another tool"),
     Action.USER_ADD: Rule(Role.ADMIN, what="create users"),
     Action.USER_ROLE: Rule(Role.ADMIN, what="change a user's role"),
     Action.USER_ACTIVE: Rule(Role.ADMIN, what="deactivate / reactivate users"),

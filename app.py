@@ -59,6 +59,8 @@ PAGES = [
     ("views/annotate.py", "Annotate", ":material/draw:", "Annotation", None),
     ("views/frame_labels.py", "Frame labels & segments", ":material/timeline:", "Annotation", None),
     ("views/labels.py", "Labels", ":material/label:", "Annotation", None),
+    ("views/anonymization.py", "Anonymization", ":material/visibility_off:", "Release", (Role.ADMIN, Role.LEAD)),
+    ("views/export.py", "Export", ":material/download:", "Release", (Role.ADMIN, Role.LEAD)),
     ("views/benchmark.py", "Benchmark", ":material/leaderboard:", "Quality", (Role.ADMIN, Role.LEAD)),
     ("views/audit.py", "Audit log", ":material/policy:", "Quality", (Role.ADMIN, Role.LEAD)),
     ("views/users.py", "Users", ":material/group:", "Admin", (Role.ADMIN,)),

@@ -9,6 +9,8 @@ anonymization) always sets ``anonymized`` and clears validation; ``decide`` sets
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -137,3 +139,10 @@ def frames(con: duckdb.DuckDBPyConnection, frame_ids: list[int]) -> dict[int, tu
     rows = con.execute("SELECT frame_id, path, sha256 FROM anonymized_frames "
                        "WHERE list_contains(?, frame_id)", [list(frame_ids)]).fetchall()
     return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def group_digest(frame_hashes: Iterable[tuple[int, str]]) -> str:
+    """An image group's anonymization hash: sha256 (hex) of the lines ``"<frame_id> <sha256>\n"``
+    of its blanked frames, sorted by frame id (pure)."""
+    text = "".join(f"{int(fid)} {sha}\n" for fid, sha in sorted(frame_hashes))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -203,33 +203,49 @@ def select_kmeans(candidates: Candidates, *, count: int, rng: np.random.Generato
     n = len(numbers)
     if count >= n:
         return numbers.copy()
-    from sklearn.cluster import KMeans
-    from sklearn.decomposition import PCA
-    from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
-
-    features = np.asarray(candidates.thumbnails).reshape(n, -1).astype(np.float32)
-    features -= features.mean(axis=0, keepdims=True)
-    dims = min(n_components, n - 1, features.shape[1])
     seed = int(rng.integers(0, 2**31 - 1))
-    # Problems this small run ~20x faster single-threaded than with BLAS/OpenMP thread pools
-    # (which also fight the decoder's threads for the cores).
-    with threadpool_limits(limits=1), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)   # duplicates: the fill below
-        if 1 <= dims < features.shape[1]:
-            features = PCA(n_components=dims, svd_solver="randomized",
-                           random_state=seed).fit_transform(features)
-        kmeans = KMeans(n_clusters=count, n_init=n_init, random_state=seed).fit(features)
-    distances = np.linalg.norm(features - kmeans.cluster_centers_[kmeans.labels_], axis=1)
+    features, cluster_of, centers = kmeans_fit(candidates.thumbnails, count, seed=seed,
+                                               n_components=n_components, n_init=n_init)
+    distances = np.linalg.norm(features - centers[cluster_of], axis=1)
     picked: list[int] = []
     for cluster in range(count):
-        members = np.flatnonzero(kmeans.labels_ == cluster)
+        members = np.flatnonzero(cluster_of == cluster)
         if len(members):
             picked.append(int(members[np.argmin(distances[members])]))
     picked = sorted(set(picked))
     if len(picked) < count:
         picked = _fill_farthest(features, picked, count)
     return numbers[np.asarray(sorted(picked), dtype=np.int64)]
+
+
+def kmeans_fit(thumbnails: np.ndarray, count: int, *, seed: int, n_components: int = 32,
+               n_init: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k-means on PCA'd thumbnails (the features of ``select_kmeans``).
+
+    ``thumbnails``: ``(N, ...)`` uint8 or float (each row flattened, e.g. ``(N, h, w)`` luma),
+    ``1 <= count <= N``.  The rows are flattened to float32, centred, reduced with PCA to at most
+    ``n_components`` dimensions and clustered (scikit-learn KMeans, ``random_state=seed``).
+    Returns ``(features (N, d) float32, cluster of each row (N,) int, centers (count, d))``.
+    Identical rows may leave clusters empty (no warning is raised for that).
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    n = len(thumbnails)
+    features = np.asarray(thumbnails).reshape(n, -1).astype(np.float32)
+    features -= features.mean(axis=0, keepdims=True)
+    dims = min(n_components, n - 1, features.shape[1])
+    # Problems this small run ~20x faster single-threaded than with BLAS/OpenMP thread pools
+    # (which also fight the decoder's threads for the cores).
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)   # duplicates: callers fill
+        if 1 <= dims < features.shape[1]:
+            features = PCA(n_components=dims, svd_solver="randomized",
+                           random_state=seed).fit_transform(features)
+        kmeans = KMeans(n_clusters=count, n_init=n_init, random_state=seed).fit(features)
+    return features, kmeans.labels_, kmeans.cluster_centers_
 
 
 def _fill_farthest(features: np.ndarray, picked: list[int], count: int) -> list[int]:

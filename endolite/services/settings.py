@@ -13,6 +13,8 @@ from endolite.storage import app_settings
 
 IDLE_KEY = "session_idle_minutes"
 ROOTS_KEY = "import_roots"
+DOWNLOAD_KEY = "download_limit_mb"
+DEFAULT_DOWNLOAD_MB = 500.0
 
 
 def idle_minutes(con) -> float:
@@ -40,6 +42,20 @@ def set_idle_minutes(ctx: Ctx, minutes: float) -> None:
         raise InvalidInput("session idle timeout: between 0 (never) and 10080 minutes")
     app_settings.put(ctx.con, IDLE_KEY, float(minutes), by=ctx.actor.name)
     ctx.record(Action.SETTINGS, entity="settings", key=IDLE_KEY, value=float(minutes))
+
+
+def download_limit_mb(con) -> float:
+    """Exports up to this size (MiB) are offered through the browser's download button; larger
+    ones by their server path and the CLI command (Streamlit holds a download in memory)."""
+    return float(app_settings.get(con, DOWNLOAD_KEY, DEFAULT_DOWNLOAD_MB))
+
+
+def set_download_limit_mb(ctx: Ctx, megabytes: float) -> None:
+    ctx.check(Action.SETTINGS)
+    if not 1 <= float(megabytes) <= 64 * 1024:
+        raise InvalidInput("download limit: between 1 and 65536 MiB")
+    app_settings.put(ctx.con, DOWNLOAD_KEY, float(megabytes), by=ctx.actor.name)
+    ctx.record(Action.SETTINGS, entity="settings", key=DOWNLOAD_KEY, value=float(megabytes))
 
 
 def set_import_roots(ctx: Ctx, folders: list[str]) -> list[Path]:

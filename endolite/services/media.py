@@ -85,13 +85,19 @@ def import_server(ctx: Ctx, paths: Sequence[str | Path], *, progress=None) -> li
 
 
 def extract(ctx: Ctx, video_id: int, **options: Any):
-    """Pick frames of a video (leads and admins); see endolite.extract.extract_frames."""
+    """Pick frames of a video (leads and admins); see endolite.extract.extract_frames.  When the
+    video was anonymized, the new frames get blanked copies with the same redaction."""
     from endolite.extract import extract_frames
+
+    from endolite.anonymize.pipeline import blank_new_frames
 
     ctx.check(Action.EXTRACT)
     result = extract_frames(ctx.con, ctx.settings, video_id, user=ctx.actor.name, **options)
+    # an anonymized video: blank the new frames with its stored redaction (validation stands)
+    blanked = blank_new_frames(ctx.con, ctx.settings, video_id,
+                               [f.id for f in result.picked + result.context])
     ctx.record(Action.EXTRACT, entity="video", entity_id=video_id,
                extraction_id=result.extraction_id, method=str(result.method),
                picked=[f.id for f in result.picked], context=len(result.context),
-               frames_decoded=result.frames_decoded)
+               frames_decoded=result.frames_decoded, blanked=len(blanked))
     return result

@@ -170,6 +170,24 @@ def _stem(name: str) -> str:
     return Path(name).stem.lower()
 
 
+def frame_names(con: duckdb.DuckDBPyConnection, *, video_id: int | None = None,
+                group_id: int | None = None) -> list[tuple[int, int, int, tuple[str, ...]]]:
+    """``(frame id, width, height, names)`` of every frame (or one video's / image group's): the
+    names a frame answers to when files are matched to frames by name: its original file name
+    (still images, zipped frames), its stored file's name and ``frame_<id>`` (no extension;
+    compare stems)."""
+    sql, params = "SELECT id, width, height, original_name, path FROM frames", []
+    if video_id is not None or group_id is not None:
+        sql += " WHERE video_id = ?" if video_id is not None else " WHERE group_id = ?"
+        params = [video_id if video_id is not None else group_id]
+    out = []
+    for frame_id, width, height, original, path in con.execute(sql + " ORDER BY id",
+                                                                params).fetchall():
+        names = [Path(n).name for n in (original, path) if n]
+        out.append((int(frame_id), int(width), int(height), (*names, f"frame_{frame_id}")))
+    return out
+
+
 def import_mask_files(con: duckdb.DuckDBPyConnection, settings: Settings, paths: Sequence[str | Path], *,
                       label: str, annotator: str) -> list[dict[str, Any]]:
     """Binary mask images (png, jpg thresholded at 128, tif) onto the frames whose file stem matches.
@@ -179,11 +197,10 @@ def import_mask_files(con: duckdb.DuckDBPyConnection, settings: Settings, paths:
     rejected), frame_id, mask_id, reason.  A bad file does not stop the others.
     """
     lab = resolve_label(con, label)
-    index: dict[str, list[Frame]] = {}
-    for row in con.execute("SELECT id, original_name, path FROM frames").fetchall():
-        for name in (row[1], row[2], f"frame_{row[0]}"):
-            if name:
-                index.setdefault(_stem(name), []).append(row[0])
+    index: dict[str, list[int]] = {}
+    for frame_id, _, _, names in frame_names(con):
+        for name in names:
+            index.setdefault(_stem(name), []).append(frame_id)
     results = []
     for raw in paths:
         path = Path(raw)

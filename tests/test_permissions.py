@@ -36,7 +36,9 @@ from endolite.segment import engine_for
 from endolite.services import MATRIX, Action, Actor, Ctx, allowed
 from endolite.services import annotations as annotations_service
 from endolite.services import audit_log, benchmarks, labels, maintenance, masks, media, segmentation
+from endolite.services import anonymization, coco_import, exports
 from endolite.services import settings as settings_service
+from endolite.services import tags as tags_service
 from endolite.services import users as users_service
 from endolite.services.access import matrix_markdown
 from endolite.storage import connect
@@ -50,8 +52,7 @@ H, W = 60, 80                        # image-group frames; H != W
 ACTORS = {Role.ANNOTATOR: "ann", Role.LEAD: "lena", Role.ADMIN: "root"}
 OTHER = "bob"                        # an annotator whose records the "other" cases act on
 # actions the matrix names that no service performs yet: a service for one must come with a case
-PENDING: set[Action] = {Action.FRAME_TAG, Action.ANONYMIZE, Action.ANONYMIZATION_DECIDE,
-                         Action.EXPORT, Action.IMPORT_COCO}
+PENDING: set[Action] = set()
 
 
 def cheap_hash(password: str) -> str:
@@ -227,6 +228,49 @@ def _change_password(ctx: Ctx, p: Project, _state) -> None:
     p.passwords[name] = new
 
 
+def _own_tag(p: Project, owner: str) -> tuple[int, str, str]:
+    """A tag ``owner`` set on a group frame (removing it is the action)."""
+    from endolite.storage import tags as tag_store
+
+    tag = f"tag{p.n()}"
+    tag_store.add(p.con, p.frames[0].id, tag, username=owner)
+    return p.frames[0].id, tag, owner
+
+
+def _validated_group(p: Project, owner: str) -> tuple[int, Path]:
+    """The image group, with a validated anonymization recorded (once)."""
+    from endolite.storage import anonymizations
+
+    from tests.export_support import mark_anonymized
+
+    del anonymizations
+    group_id = p.frames[0].group_id
+    mark_anonymized(p.con, p.settings, group_id=group_id)
+    return group_id, p.settings.exports_dir
+
+
+def _anonymized_group(p: Project, owner: str) -> int:
+    """The image group, anonymized (a recorded copy) and waiting for a lead's decision."""
+    from tests.export_support import mark_anonymized
+
+    mark_anonymized(p.con, p.settings, group_id=p.frames[0].group_id, validate=False)
+    return p.frames[0].group_id
+
+
+def _coco_file(p: Project, owner: str) -> Path:
+    """A COCO file from another tool: one box on grp_1.png."""
+    frame = p.frames[1]
+    doc = {"images": [{"id": 7, "file_name": "grp_1.png", "width": frame.width,
+                       "height": frame.height}],
+           "categories": [{"id": 1, "name": "polyp"}],
+           "annotations": [{"id": 70 + p.n(), "image_id": 7, "category_id": 1,
+                            "bbox": [5, 5, 20, 10], "area": 200, "iscrowd": 0}]}
+    path = p.settings.data_dir / "inbox" / f"coco{p.n()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return path
+
+
 MASK_TABLES = ("masks", "mask_history")
 CASES: dict[Action, Case] = {
     Action.MASK_CREATE: Case(MASK_TABLES, lambda ctx, p, owner: masks.save(
@@ -255,6 +299,16 @@ CASES: dict[Action, Case] = {
     Action.MEDIA_UPLOAD: Case(("image_groups", "frames"), lambda ctx, p, path: media.upload(
         ctx, [path], names={str(path): path.name}), _staged),
     Action.PASSWORD_CHANGE: Case(("users",), _change_password),
+    Action.FRAME_TAG: Case(("frame_tags",), lambda ctx, p, ft: tags_service.remove_tag(
+        ctx, ft[0], ft[1], username=ft[2]), _own_tag),
+    Action.EXPORT: Case(("exports",), lambda ctx, p, g: exports.export(ctx, "coco", group_ids=[g[0]]),
+                        _validated_group, files=lambda g: sorted(x.name for x in g[1].glob("*"))),
+    Action.ANONYMIZE: Case(("anonymizations", "anonymized_frames"), lambda ctx, p, _: anonymization.anonymize(
+        ctx, group_id=p.frames[0].group_id), files=lambda _: None),
+    Action.ANONYMIZATION_DECIDE: Case(("anonymizations",), lambda ctx, p, gid: anonymization.validate(
+        ctx, group_id=gid), _anonymized_group),
+    Action.IMPORT_COCO: Case(MASK_TABLES, lambda ctx, p, path: coco_import.import_coco(
+        ctx, path, annotator="ann"), _coco_file),
     Action.MASK_IMPORT: Case(MASK_TABLES, lambda ctx, p, path: masks.import_files(
         ctx, [path], label="polyp", annotator=OTHER), _mask_file),
     Action.SEGMENT_MATERIALIZE: Case(("frame_labels",), lambda ctx, p, _: annotations_service.materialize(

@@ -1,6 +1,6 @@
 """Frame labels (present / absent / unknown per frame and label, one row per annotator) and
-time segments of a video (``[start, end]`` frame ranges of a label), and materialising the
-segments marked for export into frame-label rows.  The service layer
+time segments of a video (``[start, end)`` frame ranges of a label: ``end`` is exclusive, as in
+lx-annotate), and materialising the segments marked for export into frame-label rows.  The service layer
 (``endolite.services.annotations``) checks roles and audits; this module validates and stores.
 """
 
@@ -62,23 +62,38 @@ def set_frame_labels(con: duckdb.DuckDBPyConnection, frame_id: int,
 
 def add_segment(con: duckdb.DuckDBPyConnection, video_id: int, *, label: str, start: int, end: int,
                 annotator: str, for_export: bool = True) -> Segment:
+    """A segment of frames ``start <= n < end`` (``end`` exclusive; 0 <= start < end <= the
+    video's frame count) of a label that allows segments."""
     video = media.get_video(con, video_id)
     lab = resolve_label(con, label)
     if "segment" not in lab.allowed:
         raise InvalidInput(f"label {lab.name} does not allow time segments")
-    if not 0 <= start <= end:
-        raise InvalidInput(f"segment: start {start} / end {end} must satisfy 0 <= start <= end")
-    if end >= video.frame_count:
-        raise InvalidInput(f"segment: end {end} is past the video's last frame {video.frame_count - 1}")
+    if not 0 <= start < end:
+        raise InvalidInput(f"segment: start {start} / end {end} (exclusive) must satisfy "
+                           "0 <= start < end")
+    if end > video.frame_count:
+        raise InvalidInput(f"segment: end {end} (exclusive) is past the video's end: at most "
+                           f"{video.frame_count}, its frame count")
     return store.add_segment(con, video_id=video.id, label_id=lab.id, start_frame=start,
                              end_frame=end, annotator=annotator, for_export=for_export)
 
 
 def materialize_segments(con: duckdb.DuckDBPyConnection, video_id: int, *, dry_run: bool = False,
                          by: str | None = None) -> int:
-    """Create the missing frame-label rows of the video's segments marked for export.
+    """Create the missing frame-label rows of the video's live segments marked for export, with
+    lx-annotate's semantics (``LabelVideoSegment`` -> ``ImageClassificationAnnotation``):
 
-    Returns how many rows were (or, with ``dry_run``, would be) created; a second run creates 0.
+    * every *frame row* of the video whose frame number ``n`` satisfies ``start <= n < end``
+      (``end`` exclusive) gets a row of the segment's label and annotator with value
+      ``present`` (lx-annotate's ``value=True``), ``source='segment'``, ``segment_id`` the
+      lowest id of the segments covering it (overlapping segments give one row);
+    * frames that have not been extracted (no frame row) get nothing; run it again after an
+      extraction to cover them (the new frames are then the only missing rows);
+    * a frame that already has a row of that label and annotator (set by hand, absent or
+      unknown included, or by an earlier run) is left as it is;
+    * idempotent: a second run creates 0 rows and changes none.
+
+    Returns how many rows were (or, with ``dry_run``, would be) created.
     """
     media.get_video(con, video_id)
     rows = store.missing_segment_rows(con, video_id)

@@ -266,7 +266,8 @@ class FrameLabel:
 
 @dataclass(frozen=True)
 class Segment:
-    """A labelled time span of a video: frames ``start_frame``..``end_frame`` inclusive."""
+    """A labelled time span of a video: frames ``start_frame <= n < end_frame`` (``end_frame``
+    exclusive, as lx-annotate's segments)."""
 
     id: int
     video_id: int

@@ -449,9 +449,10 @@ def video(con, settings, disc_video):
 
 
 @pytest.mark.parametrize("start, end, message", [
-    (0, 100, "past the video's last frame 99"),
-    (-1, 5, "must satisfy 0 <= start <= end"),
-    (20, 10, "must satisfy 0 <= start <= end"),
+    (0, 101, "past the video's end: at most 100"),
+    (-1, 5, "must satisfy 0 <= start < end"),
+    (20, 10, "must satisfy 0 <= start < end"),
+    (7, 7, "must satisfy 0 <= start < end"),        # end exclusive: an empty segment
 ])
 def test_segment_bounds_are_checked_against_the_video(con, video, polyp, start, end, message):
     assert video.frame_count == 100
@@ -461,8 +462,10 @@ def test_segment_bounds_are_checked_against_the_video(con, video, polyp, start, 
 
 
 def test_segment_accepts_whole_video_and_checks_label_and_video(con, video, polyp):
-    seg = frame_labels.add_segment(con, video.id, label="polyp", start=0, end=99, annotator="alice")
-    assert (seg.start_frame, seg.end_frame, seg.label, seg.for_export) == (0, 99, "polyp", True)
+    seg = frame_labels.add_segment(con, video.id, label="polyp", start=0, end=100, annotator="alice")
+    assert (seg.start_frame, seg.end_frame, seg.label, seg.for_export) == (0, 100, "polyp", True)
+    one = frame_labels.add_segment(con, video.id, label="polyp", start=99, end=100, annotator="alice")
+    assert (one.start_frame, one.end_frame) == (99, 100)     # the last frame alone
     labels.add(con, "only_masks", allowed=("mask",))
     with pytest.raises(InvalidInput, match="does not allow time segments"):
         frame_labels.add_segment(con, video.id, label="only_masks", start=0, end=5, annotator="alice")
@@ -471,40 +474,54 @@ def test_segment_accepts_whole_video_and_checks_label_and_video(con, video, poly
 
 
 def test_materialize_segments_counts_dedups_skips_unexported_and_is_idempotent(con, settings, video, polyp):
+    """lx-annotate's semantics: frame rows with start <= n < end (end exclusive) get 'present';
+    frames without a frame row get nothing; a second run adds and changes nothing."""
     labels.add(con, "tool")
-    ids = store_video_frames(con, settings, video, [0, 12, 15, 40])
-    frame_labels.add_segment(con, video.id, label="polyp", start=10, end=19, annotator="alice")
-    frame_labels.add_segment(con, video.id, label="polyp", start=15, end=29, annotator="alice")  # overlaps
-    frame_labels.add_segment(con, video.id, label="polyp", start=0, end=4, annotator="bob")
-    hidden = frame_labels.add_segment(con, video.id, label="tool", start=50, end=59, annotator="alice")
+    numbers = [0, 3, 4, 5, 9, 10, 12, 15, 19, 28, 29, 30, 40, 55]
+    ids = store_video_frames(con, settings, video, numbers)
+    frame_labels.add_segment(con, video.id, label="polyp", start=10, end=20, annotator="alice")
+    frame_labels.add_segment(con, video.id, label="polyp", start=15, end=30, annotator="alice")  # overlaps
+    frame_labels.add_segment(con, video.id, label="polyp", start=0, end=5, annotator="bob")
+    hidden = frame_labels.add_segment(con, video.id, label="tool", start=50, end=60, annotator="alice")
     store.set_segment_export(con, hidden.id, False)
     # alice already said "absent" on frame 12 by hand: that row is kept, not duplicated
     frame_labels.set_frame_labels(con, ids[12], [("polyp", Presence.ABSENT, None)], annotator="alice")
-    expected = 20 - 1 + 5
+    alice_frames = [10, 15, 19, 28, 29]          # in [10, 20) or [15, 30), not 12, not 30 (= end)
+    bob_frames = [0, 3, 4]                       # [0, 5): not 5
+    expected = len(alice_frames) + len(bob_frames)
 
     lead = as_user(con, settings, "lena", Role.LEAD)
     assert annotations_service.materialize(lead, video.id, dry_run=True) == expected
     assert count(con, "frame_labels") == 1
     assert annotations_service.materialize(lead, video.id) == expected
     assert count(con, "frame_labels") == 1 + expected
+    snapshot = con.execute("SELECT * FROM frame_labels ORDER BY id").fetchall()
     assert annotations_service.materialize(lead, video.id) == 0
     assert annotations_service.materialize(lead, video.id, dry_run=True) == 0
-    assert count(con, "frame_labels") == 1 + expected
+    assert con.execute("SELECT * FROM frame_labels ORDER BY id").fetchall() == snapshot, \
+        "a second run changes nothing"
 
-    rows = con.execute("SELECT annotator, frame_number, value, frame_id, source FROM frame_labels "
-                       "WHERE source = 'segment' ORDER BY annotator, frame_number").fetchall()
-    alice = [r for r in rows if r[0] == "alice"]
-    assert [r[1] for r in alice] == [n for n in range(10, 30) if n != 12]
-    assert [r[1] for r in rows if r[0] == "bob"] == [0, 1, 2, 3, 4]
+    rows = con.execute("SELECT annotator, frame_number, value, frame_id, source, segment_id "
+                       "FROM frame_labels WHERE source = 'segment' ORDER BY annotator, frame_number"
+                       ).fetchall()
+    assert [r[1] for r in rows if r[0] == "alice"] == alice_frames
+    assert [r[1] for r in rows if r[0] == "bob"] == bob_frames
     assert {r[2] for r in rows} == {"present"}
-    linked = {r[1]: r[3] for r in rows if r[3] is not None}
-    assert linked == {15: ids[15], 0: ids[0]}
+    assert all(r[3] == ids[r[1]] for r in rows), "every row names its frame row"
+    first_seg = min(s.id for s in store.segments_of(con, video_id=video.id) if s.start_frame == 10)
+    assert {r[5] for r in rows if r[0] == "alice" and r[1] in (15, 19)} == {first_seg}
     assert con.execute("SELECT value FROM frame_labels WHERE frame_id = ? AND annotator = 'alice'",
                        [ids[12]]).fetchall() == [("absent",)]
-    assert count(con, "frame_labels", "frame_number BETWEEN 50 AND 59") == 0
+    assert count(con, "frame_labels", "frame_number >= 50") == 0
     first, second = audit.recent(con, action="segment.materialize")[::-1]
     assert (first.username, first.entity_id, first.details) == ("lena", video.id, {"rows": expected})
     assert second.details == {"rows": 0}
+
+    # frames extracted later: a new run covers exactly them
+    late = store_video_frames(con, settings, video, [11, 30, 31])
+    assert annotations_service.materialize(lead, video.id) == 1
+    assert con.execute("SELECT frame_id FROM frame_labels WHERE source = 'segment' AND frame_number "
+                       "IN (11, 30, 31)").fetchall() == [(late[11],)]
 
 
 def test_materialize_unknown_video_is_not_found(con):

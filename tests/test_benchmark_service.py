@@ -345,8 +345,8 @@ def test_frame_labels_and_segments_agreement(con, video_data):
     for f, g, a in zip(frames, gold_values, ann_values):
         set_frame_labels(con, f.id, [("blurry", *_presence(g))], annotator="gina")
         set_frame_labels(con, f.id, [("blurry", *_presence(a))], annotator="ann")
-    add_segment(con, video_id, label="polyp", start=10, end=29, annotator="gina")
-    add_segment(con, video_id, label="polyp", start=20, end=39, annotator="ann")
+    add_segment(con, video_id, label="polyp", start=10, end=30, annotator="gina")   # [10, 30)
+    add_segment(con, video_id, label="polyp", start=20, end=40, annotator="ann")    # [20, 40)
     service.complete(con, bench.id, "gina")
     service.complete(con, bench.id, "ann", frame_ids=[f.id for f in frames[:3]])
     report = service.build_benchmark_report(con, bench.id).report

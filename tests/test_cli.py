@@ -389,17 +389,21 @@ def test_frame_label_set_overwrite_and_errors(data, tmp_path):
 def test_segment_add_and_materialize_dry_run_then_real_then_nothing(data, disc_video):
     video_id = ingest_video(data, disc_video)
     ok(data, "label", "add", "polyp")
-    seg = ok(data, "segment", "add", video_id, "--label", "polyp", "--start", 10, "--end", 19, "--annotator", "ann")
-    assert (seg["video_id"], seg["start_frame"], seg["end_frame"], seg["for_export"]) == (video_id, 10, 19, True)
-    plain = cli(data, "segment", "add", video_id, "--label", "polyp", "--start", 15, "--end", 24,
+    store_video_frames(data, video_id, list(range(5, 50)))   # frames 5..49 extracted
+    seg = ok(data, "segment", "add", video_id, "--label", "polyp", "--start", 10, "--end", 20, "--annotator", "ann")
+    assert (seg["video_id"], seg["start_frame"], seg["end_frame"], seg["for_export"]) == (video_id, 10, 20, True)
+    plain = cli(data, "segment", "add", video_id, "--label", "polyp", "--start", 15, "--end", 25,
                 "--annotator", "ann")
-    assert plain.returncode == 0 and plain.stdout.strip().endswith("polyp frames 15-24")
-    err = failed(cli(data, "segment", "add", video_id, "--label", "polyp", "--start", 95, "--end", 100))
-    assert "past the video's last frame 99" in err
+    assert plain.returncode == 0 and plain.stdout.strip().endswith("polyp frames [15, 25)")
+    err = failed(cli(data, "segment", "add", video_id, "--label", "polyp", "--start", 95, "--end", 101))
+    assert "past the video's end: at most 100" in err
+    assert "0 <= start < end" in failed(cli(data, "segment", "add", video_id, "--label", "polyp",
+                                            "--start", 5, "--end", 5))
     assert "no video with id 999" in failed(cli(data, "segment", "add", 999, "--label", "polyp",
                                                 "--start", 0, "--end", 1))
-    assert [(s["start_frame"], s["end_frame"]) for s in ok(data, "segment", "list", video_id)] == [(10, 19), (15, 24)]
+    assert [(s["start_frame"], s["end_frame"]) for s in ok(data, "segment", "list", video_id)] == [(10, 20), (15, 25)]
 
+    # [10, 20) and [15, 25) of one annotator: frames 10..24, end exclusive
     dry = cli(data, "segment", "materialize", video_id, "--dry-run")
     assert dry.returncode == 0 and dry.stdout.strip() == "would create 15 frame-label rows"
     assert count(data, "frame_labels") == 0
@@ -411,7 +415,7 @@ def test_segment_add_and_materialize_dry_run_then_real_then_nothing(data, disc_v
     assert count(data, "frame_labels") == 15
 
     # a segment marked not for export is skipped until it is marked again
-    late = ok(data, "segment", "add", video_id, "--label", "polyp", "--start", 40, "--end", 44)
+    late = ok(data, "segment", "add", video_id, "--label", "polyp", "--start", 40, "--end", 45)
     off = ok(data, "segment", "export", late["id"], "off")
     assert (off["id"], off["for_export"]) == (late["id"], False)
     assert cli(data, "segment", "list", video_id).stdout.splitlines()[2].endswith("(not exported)")

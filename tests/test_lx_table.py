@@ -54,11 +54,17 @@ def project(con, settings, tmp_path):
     (polyp_g0,) = set_frame_labels(con, g[0].id, [("polyp", Presence.PRESENT, None)], annotator="ann")
     numbers = {fr.frame_number for fr in f}
     assert f[1].frame_number + 1 not in numbers           # the segment's second frame has no row
+    # segments are [start, end): polyp covers f[1] and the unextracted frame after it
     polyp_seg = add_segment(con, v1, label="polyp", start=f[1].frame_number,
-                            end=f[1].frame_number + 1, annotator="seg")
+                            end=f[1].frame_number + 2, annotator="seg")
     blood_seg = add_segment(con, v1, label="blood", start=f[0].frame_number,
-                            end=f[3].frame_number, annotator="seg", for_export=False)
-    assert materialize_segments(con, v1) == 2
+                            end=f[3].frame_number + 1, annotator="seg", for_export=False)
+    assert materialize_segments(con, v1) == 1             # only frames with a frame row
+    # a segment row without a frame row, as materialising wrote them before it followed
+    # lx-annotate (older databases still hold such rows)
+    annotations.insert_frame_label_rows(con, [{
+        "frame_id": None, "video_id": v1, "frame_number": f[1].frame_number + 1,
+        "label_id": polyp.id, "annotator": "seg", "segment_id": polyp_seg.id}])
     seg_rows = annotations.frame_labels_where(con, "f.source = 'segment'", [])
     return SimpleNamespace(con=con, settings=settings, v1=v1, v2=v2, f=f, g=g, polyp=polyp,
                            blood=blood, polyp_f1=polyp_f1, blood_f1=blood_f1, polyp_f0=polyp_f0,
@@ -250,3 +256,16 @@ def test_json(project):
     assert b'"model_meta_id": null' in data
     assert b'"value": false' in data and b'"value": true' in data
     assert json.loads(to_json([])) == []
+
+
+@pytest.mark.xfail(strict=True, reason="lx_table's segment filter (_IN_SEGMENT) still uses BETWEEN "
+                   "start_frame AND end_frame, but segment ends are exclusive ([start, end)); "
+                   "it should test start_frame <= frame_number < end_frame")
+def test_segment_filters_treat_the_end_as_exclusive(project):
+    p = project
+    # a blood segment [f0, f3): f3's blood row lies outside it
+    seg = add_segment(p.con, p.v1, label="blood", start=p.f[0].frame_number,
+                      end=p.f[3].frame_number, annotator="seg")
+    rows = table_rows(p.con, video_ids=[p.v1], segment_ids=[seg.id])
+    assert p.blood_f3.id not in _ids(rows)
+    assert p.blood_f1.id in _ids(rows)

@@ -51,16 +51,23 @@ def test_frame_labels_are_saved_for_the_shown_frame(app_env, tmp_path):
 
 
 def test_segment_add_and_materialise_from_the_page(app_env, tmp_path):
+    """The page asks for an exclusive end; materialising marks extracted frames in [start, end)
+    present, once."""
     con, user, video_id = _setup(app_env, tmp_path)
-    media.frames_of(con, video_id=video_id)
+    from endolite.extract import extract_frames
+
+    extract_frames(con, app_env, video_id, method="uniform", count=50, context=0)
+    numbers = {f.id: f.frame_number for f in media.frames_of(con, video_id=video_id)}
+    assert set(range(4, 16)) <= set(numbers.values())
     at = _page(user).run()
+    assert any(n.label == "End frame (exclusive)" for n in at.number_input)
     at.selectbox(key="seg_label").select("polyp")
     at.number_input(key="seg_start").set_value(5)
-    at.number_input(key="seg_end").set_value(14)
+    at.number_input(key="seg_end").set_value(15)
     next(b for b in at.button if b.label == "Add segment").click().run()
     assert not at.exception
     [segment] = annotations.segments_of(con, video_id=video_id)
-    assert (segment.start_frame, segment.end_frame, segment.label) == (5, 14, "polyp")
+    assert (segment.start_frame, segment.end_frame, segment.label) == (5, 15, "polyp")
     assert segment.annotator == "ann"
     keys = [b.key for b in at.button]
     assert "seg_materialize" not in keys, "materialising is for leads"
@@ -70,5 +77,9 @@ def test_segment_add_and_materialise_from_the_page(app_env, tmp_path):
     assert any("Would create 10" in i.value for i in at.info)
     at.button(key="seg_materialize").click().run()
     assert any("Created 10" in s.value for s in at.success)
+    rows = con.execute("SELECT frame_id, value, annotator FROM frame_labels ORDER BY id").fetchall()
+    assert sorted(numbers[r[0]] for r in rows) == list(range(5, 15)), "frame 15 (the end) is out"
+    assert {(r[1], r[2]) for r in rows} == {("present", "ann")}
     at.button(key="seg_materialize").click().run()
     assert any("Created 0" in s.value for s in at.success)
+    assert con.execute("SELECT frame_id, value, annotator FROM frame_labels ORDER BY id").fetchall() == rows

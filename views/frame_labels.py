@@ -63,16 +63,19 @@ with tab_segments:
         table = pd.DataFrame([{"id": s.id, "label": s.label, "start": s.start_frame, "end": s.end_frame,
                                "annotator": s.annotator, "export": s.for_export, "color": s.color}
                               for s in segments])
-        fig = go.Figure([go.Bar(base=rows.start, x=rows.end - rows.start + 1, y=rows.label,
+        fig = go.Figure([go.Bar(base=rows.start, x=rows.end - rows.start, y=rows.label,
                                 orientation="h", name=name, marker_color=rows.color.iloc[0],
                                 customdata=rows[["id", "annotator", "end"]],
-                                hovertemplate="segment %{customdata[0]}: frames %{base}–%{customdata[2]}")
+                                hovertemplate="segment %{customdata[0]}: frames [%{base}, "
+                                              "%{customdata[2]})")
                          for name, rows in table.groupby("label")])
         fig.update_layout(xaxis_title="frame", xaxis_range=[0, video.frame_count], barmode="overlay",
                           height=120 + 40 * table.label.nunique(), margin=dict(t=10, b=10))
         st.plotly_chart(fig, key="fl_timeline")
         edited = st.data_editor(table.drop(columns=["color"]), hide_index=True, key="fl_segments",
-                                disabled=["id", "label", "start", "end", "annotator"])
+                                disabled=["id", "label", "start", "end", "annotator"],
+                                column_config={"end": st.column_config.NumberColumn(
+                                    "end (exclusive)", help="the first frame after the segment")})
         for (_, before), (_, after) in zip(table.iterrows(), edited.iterrows()):
             if bool(before.export) != bool(after.export):
                 with ui.reported_errors():   # annotators: only their own segments
@@ -81,17 +84,22 @@ with tab_segments:
         st.caption("No segments yet.")
     with st.form("segment_add"):
         st.subheader("New segment")
+        st.caption("Frames start ≤ n < end: the end frame is not part of the segment "
+                   f"(end at most {video.frame_count}, the frame count).")
         c1, c2, c3 = st.columns(3)
         seg_label = c1.selectbox("Label", [lb.name for lb in segment_labels], key="seg_label")
         start = c2.number_input("Start frame", 0, max(video.frame_count - 1, 0), 0, key="seg_start")
-        end = c3.number_input("End frame", 0, max(video.frame_count - 1, 0),
-                              min(video.frame_count - 1, int(video.fps) or 1), key="seg_end")
+        end = c3.number_input("End frame (exclusive)", 1, max(video.frame_count, 1),
+                              min(video.frame_count, int(video.fps) or 1), key="seg_end")
         if st.form_submit_button("Add segment"):
             with ui.reported_errors():
                 annotation_service.add_segment(ctx, video_id, label=seg_label, start=int(start),
                                                end=int(end))
                 st.rerun()
     if ctx.may(Action.SEGMENT_MATERIALIZE):
+        st.caption("Materialising gives every extracted frame inside an exported segment "
+                   "[start, end) a *present* row of its label for the segment's annotator, where "
+                   "that annotator has none yet; running it again adds only what is missing.")
         c1, c2 = st.columns(2)
         if c1.button("Dry run: count missing frame annotations", key="seg_dry"):
             n = annotation_service.materialize(ctx, video_id, dry_run=True)

@@ -87,7 +87,7 @@ def cmd_segment_add(args, out: Output) -> int:
 
     seg = annotations.add_segment(context(args), args.video_id, label=args.label, start=args.start,
                                   end=args.end, annotator=args.annotator)
-    out.emit(to_dict(seg), [f"segment {seg.id}: {seg.label} frames {seg.start_frame}-{seg.end_frame}"])
+    out.emit(to_dict(seg), [f"segment {seg.id}: {seg.label} frames [{seg.start_frame}, {seg.end_frame})"])
     return 0
 
 
@@ -96,7 +96,7 @@ def cmd_segment_list(args, out: Output) -> int:
 
     _, con = _open(args)
     segs = annotations.segments_of(con, video_id=args.video_id)
-    out.emit([to_dict(s) for s in segs], [f"{s.id:>4} {s.label:<16} {s.start_frame}-{s.end_frame} "
+    out.emit([to_dict(s) for s in segs], [f"{s.id:>4} {s.label:<16} [{s.start_frame}, {s.end_frame}) "
                                           f"{s.annotator}{'' if s.for_export else ' (not exported)'}"
                                           for s in segs])
     return 0
@@ -200,11 +200,12 @@ def add_annotation_commands(sub) -> None:
 
     sg = sub.add_parser("segment", help="time segments of a video").add_subparsers(
         dest="segment_command", required=True)
-    s = sg.add_parser("add")
+    s = sg.add_parser("add", help="a segment of frames start <= n < end (end exclusive)")
     s.add_argument("video_id", type=int)
     s.add_argument("--label", required=True)
-    s.add_argument("--start", type=int, required=True)
-    s.add_argument("--end", type=int, required=True)
+    s.add_argument("--start", type=int, required=True, help="first frame number of the segment")
+    s.add_argument("--end", type=int, required=True,
+                   help="frame number after the last one (exclusive; at most the frame count)")
     s.add_argument("--annotator")
     s.set_defaults(func=cmd_segment_add)
     s = sg.add_parser("list")
@@ -214,7 +215,8 @@ def add_annotation_commands(sub) -> None:
     s.add_argument("segment_id", type=int)
     s.add_argument("flag", choices=["on", "off"])
     s.set_defaults(func=cmd_segment_export)
-    s = sg.add_parser("materialize", help="create the missing frame-label rows of exported segments")
+    s = sg.add_parser("materialize", help="create the missing frame-label rows (present) of the "
+                      "extracted frames in exported segments; running it again adds only what is missing")
     s.add_argument("video_id", type=int)
     s.add_argument("--dry-run", action="store_true")
     s.set_defaults(func=cmd_segment_materialize)

@@ -25,6 +25,8 @@ def set_frame_labels(ctx: Ctx, frame_id: int, assignments: Sequence[tuple[str, P
 
 def add_segment(ctx: Ctx, video_id: int, *, label: str, start: int, end: int,
                 annotator: str | None = None, for_export: bool = True) -> Segment:
+    """A segment of frames ``start <= n < end`` (``end`` exclusive) as ``annotator`` (default:
+    the actor; annotators may add only their own)."""
     who = annotator or ctx.actor.name
     ctx.check(Action.SEGMENT_ADD, owners=[who])
     seg = frame_labels.add_segment(ctx.con, video_id, label=label, start=start, end=end, annotator=who,
@@ -52,7 +54,9 @@ def delete_segment(ctx: Ctx, segment_id: int) -> None:
 
 
 def materialize(ctx: Ctx, video_id: int, *, dry_run: bool = False) -> int:
-    """Create the missing frame-label rows of the video's exported segments (leads); a dry run
+    """Create the missing frame-label rows of the video's exported segments (leads): value
+    present on every extracted frame in ``[start, end)`` (end exclusive) that has no row of that
+    label and annotator yet; idempotent (see ``frame_labels.materialize_segments``).  A dry run
     only counts them (and needs no more than reading)."""
     if dry_run:
         return frame_labels.materialize_segments(ctx.con, video_id, dry_run=True)

@@ -260,26 +260,25 @@ def delete_segment(con: duckdb.DuckDBPyConnection, segment_id: int) -> None:
 def missing_segment_rows(con: duckdb.DuckDBPyConnection, video_id: int) -> list[dict[str, Any]]:
     """Frame-label rows that segments marked for export imply but that do not exist yet.
 
-    One row per (frame number in [start, end], label, annotator) with value 'present', linked to
-    the video's frame row where one exists (lx-annotate's ensure-segment-annotations).
+    One row (keys frame_id, video_id, frame_number, label_id, annotator, segment_id) per frame
+    row of the video with ``start_frame <= frame_number < end_frame`` (end exclusive) of a live
+    segment marked for export, and per (label, annotator) of such segments, unless that frame
+    already has a row of that label and annotator (lx-annotate's generate-annotations).
     """
     return fetch_dicts(con, """
         WITH wanted AS (
-            SELECT s.id AS segment_id, s.video_id, s.label_id, s.annotator, n.range AS frame_number
-            FROM segments s, range(s.start_frame, s.end_frame + 1) n
+            SELECT fr.id AS frame_id, s.video_id, fr.frame_number, s.label_id, s.annotator,
+                   min(s.id) AS segment_id
+            FROM segments s JOIN frames fr ON fr.video_id = s.video_id
+                 AND fr.frame_number >= s.start_frame AND fr.frame_number < s.end_frame
             WHERE s.video_id = ? AND s.for_export AND s.deleted_at IS NULL
-        ), dedup AS (
-            SELECT video_id, label_id, annotator, frame_number, min(segment_id) AS segment_id
-            FROM wanted GROUP BY ALL
+            GROUP BY ALL
         )
-        SELECT d.*, (SELECT min(fr.id) FROM frames fr WHERE fr.video_id = d.video_id
-                     AND fr.frame_number = d.frame_number) AS frame_id
-        FROM dedup d
+        SELECT w.* FROM wanted w
         WHERE NOT EXISTS (
-            SELECT 1 FROM frame_labels fl WHERE fl.video_id = d.video_id
-              AND fl.frame_number = d.frame_number AND fl.label_id = d.label_id
-              AND fl.annotator = d.annotator)
-        ORDER BY d.frame_number, d.label_id
+            SELECT 1 FROM frame_labels fl WHERE fl.frame_id = w.frame_id
+              AND fl.label_id = w.label_id AND fl.annotator = w.annotator)
+        ORDER BY w.frame_number, w.frame_id, w.label_id, w.annotator
     """, [video_id])
 
 

@@ -8,7 +8,7 @@ both the gold annotator's and that annotator's tasks are complete.
   frames, one ``SequenceInput`` per video / image group (no row = unknown, so not compared;
   rows made from segments are left to the segment comparison);
 - time segments: per label, gold vs annotator segments over every frame of each video that
-  has an evaluated frame (``segments_to_presence``; segment ends are inclusive in storage).
+  has an evaluated frame (``segments_to_presence``; segment ends are exclusive, as stored).
 """
 
 from __future__ import annotations
@@ -134,9 +134,9 @@ def _segment_sequences(con, bench: Benchmark, scope_labels: Sequence[Label],
                 cache[vid] = (media.get_video(con, vid), annotations.segments_of(con, video_id=vid))
             video, segs = cache[vid]
             for lb in wanted:
-                mine = [(s.start_frame, s.end_frame + 1) for s in segs
+                mine = [(s.start_frame, s.end_frame) for s in segs
                         if s.label_id == lb.id and s.annotator == annotator]
-                gold = [(s.start_frame, s.end_frame + 1) for s in segs
+                gold = [(s.start_frame, s.end_frame) for s in segs
                         if s.label_id == lb.id and s.annotator == bench.gold]
                 if mine or gold:
                     n = int(video.frame_count)

@@ -202,6 +202,23 @@ def test_label_studio_boxes_and_polygons(project):
     assert [lb.name for lb in labels.list_all(p.con)].count("Polyp") == 1
 
 
+def test_labels_reused_ignoring_case_and_chunked_storing(project, monkeypatch):
+    from endolite.services import coco_import
+
+    p = project
+    monkeypatch.setattr(coco_import, "CHUNK", 1)
+    polyp = labels.add(p.con, "polyp")
+    doc = cvat_doc(p)
+    doc["categories"][0]["name"] = "POLYP"
+    result = import_coco(p.ctx, _write(p, doc), annotator="ann")
+    assert result.labels_created == ("instrument",)
+    stored = [annotations.get_mask(p.con, i) for i in result.mask_ids]
+    assert [m.label_id for m in stored[:2]] == [polyp.id, polyp.id]
+    for ann, m in zip(doc["annotations"], stored):
+        assert m.prompt["coco"]["annotation_id"] == ann["id"]
+        assert np.array_equal(mask_ops.decode(m.coco_rle), _expected(ann))
+
+
 def test_compressed_string_rle_and_frame_id_names(project):
     p = project
     disc = _disc(40, 20, 7)

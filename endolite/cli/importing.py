@@ -20,8 +20,8 @@ def cmd_import_coco(args, out) -> int:
     from endolite.cli import common
     from endolite.services import coco_import
 
-    ctx = common.context(args)
     try:
+        ctx = common.context(args)
         result = coco_import.import_coco(ctx, args.file, annotator=args.annotator,
                                          group_id=args.group, video_id=args.video)
     except EndoliteError as exc:

@@ -1,6 +1,6 @@
 """COCO annotations from another tool (CVAT, Label Studio, endolite's own export) -> masks to
 store: parse and validate a COCO dict, match its images to frames by file name and decode every
-annotation into an ``(H, W) bool`` mask.  Pure: no database, no files written
+annotation into a checked, non-empty mask (compressed COCO RLE).  Pure: no database, no files written
 (``endolite.services.coco_import`` stores the plan in one transaction).
 
 Format (pycocotools' ``mask.py`` header is the spec): ``images`` ``{id, file_name, width,
@@ -89,15 +89,19 @@ class FrameRef:
 
 @dataclass(frozen=True)
 class PlannedMask:
-    """One annotation decoded: ``mask`` ``(H, W) bool`` in frame ``frame_id``'s pixel grid,
-    never empty."""
+    """One annotation decoded, kept as compressed COCO RLE ``{"size": [H, W], "counts": str}``
+    in frame ``frame_id``'s pixel grid (never empty) so a large file's plan stays small;
+    ``mask()`` gives the ``(H, W) bool`` array."""
 
     annotation_id: int
     frame_id: int
     category: str
     kind: ShapeKind
-    mask: np.ndarray
+    rle: dict[str, Any]
     prompt: dict[str, Any]
+
+    def mask(self) -> np.ndarray:
+        return mask_ops.decode(self.rle)
 
 
 # --- reading and parsing ----------------------------------------------------------------------
@@ -273,7 +277,9 @@ def _string_counts(counts: str, *, where: str) -> list[int]:
     return out
 
 
-def _rle_mask(seg: Mapping[str, Any], height: int, width: int, *, where: str) -> np.ndarray:
+def _rle(seg: Mapping[str, Any], height: int, width: int, *, where: str) -> dict[str, Any]:
+    """A checked RLE segmentation as compressed COCO RLE (runs validated before pycocotools
+    sees them: it trusts them)."""
     size = seg.get("size")
     counts = seg.get("counts")
     if not isinstance(size, list) or len(size) != 2:
@@ -291,7 +297,12 @@ def _rle_mask(seg: Mapping[str, Any], height: int, width: int, *, where: str) ->
     if any(r < 0 for r in runs) or sum(runs) != h * w:
         raise InvalidInput(f"{where}: bad segmentation: RLE runs must be non-negative and sum to "
                            f"{h}*{w} = {h * w}, got {sum(runs)}")
-    return mask_ops.decode({"size": [h, w], "counts": counts})
+    if isinstance(counts, str):
+        return {"size": [h, w], "counts": counts}
+    from pycocotools import mask as coco_mask
+
+    compressed = coco_mask.frPyObjects({"size": [h, w], "counts": runs}, h, w)
+    return {"size": [h, w], "counts": compressed["counts"].decode("ascii")}
 
 
 def _polygons(seg: list[Any], height: int, width: int, *, where: str) -> list[list[float]]:
@@ -315,8 +326,9 @@ def _polygons(seg: list[Any], height: int, width: int, *, where: str) -> list[li
 
 
 def decode_annotation(ann: CocoAnnotation, height: int, width: int, *,
-                      where: str) -> tuple[ShapeKind, np.ndarray, dict[str, Any]]:
-    """``(kind, mask (H, W) bool, prompt)`` of one annotation on a ``height`` x ``width`` image.
+                      where: str) -> tuple[ShapeKind, dict[str, Any], dict[str, Any]]:
+    """``(kind, rle, prompt)`` of one annotation on a ``height`` x ``width`` image; ``rle`` is
+    compressed COCO RLE ``{"size": [H, W], "counts": str}``.
 
     Raises InvalidInput ("bad segmentation" / "bad bbox") naming ``where``; an annotation that
     covers no pixel of the image is bad too (endolite stores no empty masks)."""
@@ -329,25 +341,26 @@ def decode_annotation(ann: CocoAnnotation, height: int, width: int, *,
             raise InvalidInput(f"{where}: bad bbox: width and height must be positive, got "
                                f"{list(ann.bbox)}")
         box = [x, y, x + w, y + h]
-        kind, mask, prompt = ShapeKind.BOX, mask_ops.box_to_mask(box, height, width), {"box": box}
+        rle = mask_ops.encode(mask_ops.box_to_mask(box, height, width))
+        kind, prompt = ShapeKind.BOX, {"box": box}
     elif isinstance(seg, dict):
-        kind, mask, prompt = ShapeKind.MASK, _rle_mask(seg, height, width, where=where), {}
+        kind, rle, prompt = ShapeKind.MASK, _rle(seg, height, width, where=where), {}
     elif isinstance(seg, list):
         polys = _polygons(seg, height, width, where=where)
         from pycocotools import mask as coco_mask
 
         merged = coco_mask.merge(coco_mask.frPyObjects(polys, height, width))
-        mask = np.ascontiguousarray(coco_mask.decode(merged).astype(bool))
+        rle = {"size": [height, width], "counts": merged["counts"].decode("ascii")}
         points = [np.asarray(p).reshape(-1, 2).tolist() for p in polys]
         kind = ShapeKind.POLYGON
         prompt = {"polygon": points[0]} if len(points) == 1 else {"polygons": points}
     else:
         raise InvalidInput(f"{where}: bad segmentation: expected polygons, an RLE object or [], "
                            f"got {type(seg).__name__}")
-    if not mask.any():
+    if mask_ops.area(rle) == 0:
         raise InvalidInput(f"{where}: bad segmentation: covers no pixel of the "
                            f"{width}x{height} image")
-    return kind, mask, prompt
+    return kind, rle, prompt
 
 
 # --- the plan ---------------------------------------------------------------------------------
@@ -377,10 +390,10 @@ def plan_import(doc: CocoDocument, frames: Sequence[FrameRef], *,
             raise InvalidInput(f"{where}: image size mismatch: {image.file_name!r} is "
                                f"{image.width}x{image.height} in the file but frame {frame.id} "
                                f"is {frame.width}x{frame.height}")
-        kind, mask, prompt = decode_annotation(ann, frame.height, frame.width, where=where)
+        kind, rle, prompt = decode_annotation(ann, frame.height, frame.width, where=where)
         prompt = {**prompt, "coco": {"annotation_id": ann.id, "file_name": image.file_name,
                                      "source": source}}
         out.append(PlannedMask(annotation_id=ann.id, frame_id=frame.id,
-                               category=doc.categories[ann.category_id], kind=kind, mask=mask,
+                               category=doc.categories[ann.category_id], kind=kind, rle=rle,
                                prompt=prompt))
     return out

@@ -23,6 +23,8 @@ from endolite.services.access import Action, Ctx
 from endolite.storage import labels, users
 from endolite.storage.tx import transaction
 
+CHUNK = 256          # masks decoded and stored at a time (all inside the one transaction)
+
 
 @dataclass(frozen=True)
 class CocoImportResult:
@@ -49,10 +51,22 @@ class CocoImportResult:
         return out
 
 
+def _existing_label(con, name: str) -> Label | None:
+    """The label named ``name``; else the one label whose name differs only in case (a tool's
+    "Polyp" is the project's "polyp"); else None."""
+    found = labels.get_by_name(con, name, missing_ok=True)
+    if found is not None:
+        return found
+    same = [lb for lb in labels.list_all(con) if lb.name.casefold() == name.casefold()]
+    return same[0] if len(same) == 1 else None
+
+
 def import_coco(ctx: Ctx, source: str | Path | bytes, *, annotator: str, name: str | None = None,
                 video_id: int | None = None, group_id: int | None = None) -> CocoImportResult:
     """Import a COCO file (a path, or its bytes with ``name`` for messages) as ``annotator``'s
-    masks.  ``video_id`` / ``group_id`` limit name matching to one sequence's frames.
+    masks.  ``video_id`` / ``group_id`` limit name matching to one sequence's frames.  A
+    category becomes the label of that name (or the one label of that name in another case);
+    missing ones are created.
 
     Raises PermissionDenied (below lead), NotFound (no such annotator) or InvalidInput naming
     the annotation id and the reason (unknown image, image size mismatch, bad segmentation,
@@ -77,17 +91,19 @@ def import_coco(ctx: Ctx, source: str | Path | bytes, *, annotator: str, name: s
             for item in plan:
                 by_label.setdefault(item.category, []).append(item)
             for category, items in by_label.items():
-                lab = labels.get_by_name(ctx.con, category, missing_ok=True)
+                lab = _existing_label(ctx.con, category)
                 if lab is None:
                     lab = labels.add(ctx.con, category, created_by=ctx.actor.name)
                     created.append(lab)
-                rows, pngs = annotate.prepare_masks(
-                    ctx.con, ctx.settings,
-                    [NewMask(frame_id=i.frame_id, mask=i.mask, source=MaskSource.IMPORT,
-                             kind=i.kind, prompt=i.prompt) for i in items],
-                    label=lab, annotator=annotator)
-                written += annotate.store_prepared(ctx.con, rows, pngs)
-                ids.update({i.annotation_id: r["id"] for i, r in zip(items, rows)})
+                for start in range(0, len(items), CHUNK):      # bounded memory: arrays + PNGs
+                    chunk = items[start:start + CHUNK]
+                    rows, pngs = annotate.prepare_masks(
+                        ctx.con, ctx.settings,
+                        [NewMask(frame_id=i.frame_id, mask=i.mask(), source=MaskSource.IMPORT,
+                                 kind=i.kind, prompt=i.prompt) for i in chunk],
+                        label=lab, annotator=annotator)
+                    written += annotate.store_prepared(ctx.con, rows, pngs)
+                    ids.update({i.annotation_id: r["id"] for i, r in zip(chunk, rows)})
             result = CocoImportResult(
                 source=label, annotator=annotator,
                 mask_ids=tuple(ids[i.annotation_id] for i in plan),

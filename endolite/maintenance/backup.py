@@ -6,8 +6,8 @@ back into an empty data directory (``restore``).
 1. the database, through DuckDB: ``ATTACH '<dest>/endolite.duckdb'``, ``COPY FROM DATABASE``,
    ``DETACH``.  The copy is one snapshot (one transaction): writes of other threads either
    are in it entirely or not at all.  Sequences keep their positions.
-2. the files the *copied* rows refer to (frames, videos, mask PNGs, soft-deleted masks too),
-   read from the copy, so a file written after the snapshot is not carried as an orphan;
+2. the files the *copied* rows refer to (frames, videos, mask PNGs, soft-deleted masks too,
+   the anonymized videos and blanked frames under ``anonymized/``), read from the copy, so a file written after the snapshot is not carried as an orphan;
    then ``models/`` and ``cache/`` except ``cache/sam`` (embeddings are recomputed on demand).
    ``exports/`` (made again from the data) and ``tmp/`` are left out.
 3. ``manifest.json`` last (written atomically): time, source, row counts per table, file
@@ -103,6 +103,9 @@ def _copied_files(cur: duckdb.DuckDBPyConnection, database: str) -> list[str]:
     paths.update(r[0] for r in cur.execute(f"SELECT path FROM {db}.main.videos").fetchall())
     for mask_id, frame_id in cur.execute(f"SELECT id, frame_id FROM {db}.main.masks").fetchall():
         paths.add(f"masks/frame_{frame_id}/mask_{mask_id}.png")
+    for table in ("anonymizations", "anonymized_frames"):      # anonymized/: validated copies
+        paths.update(r[0] for r in cur.execute(
+            f"SELECT path FROM {db}.main.{table} WHERE path IS NOT NULL").fetchall())
     return sorted(paths)
 
 

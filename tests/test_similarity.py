@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import duckdb
 import numpy as np
 import pytest
 from PIL import Image
@@ -122,3 +123,24 @@ def test_features_and_clusters(tmp_path):
     assert frame_features([]).shape == (0, 32 * 32)
     with pytest.raises(InvalidInput):
         clusters(features, 0)
+
+
+def test_groups_on_long_hashes_and_bad_digits():
+    # 256-bit hashes (imagehash hash_size=16) work the same way
+    a, b = "0" * 64, "0" * 63 + "3"
+    assert near_duplicate_groups({1: a, 2: b, 3: "f" * 64}, max_distance=2) == {1: 1, 2: 1}
+    with pytest.raises(InvalidInput):
+        near_duplicate_groups({1: "zz", 2: "00"})
+
+
+def test_caching_is_best_effort(group, monkeypatch):
+    g = group
+    from endolite.storage import frame_hashes as store
+
+    def refuse(con, rows):
+        raise duckdb.IOException("read-only")
+
+    monkeypatch.setattr(store, "put", refuse)
+    ids = [f.id for f in g.frames.values()]
+    assert set(frame_hashes(g.con, g.settings, ids)) == set(ids)
+    assert hash_store.get(g.con, ids) == {}

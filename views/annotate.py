@@ -1,6 +1,6 @@
 """Annotate: masks from +/- clicks (SAM or the classical engine), boxes, polygons, brush and
 eraser on the frame; mask list with visibility, delete and undo; propagation through the
-sequence; the annotator's benchmark task queue (blind)."""
+sequence; the annotator's benchmark task queue (blind); the user's tags on the frame."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ import ui
 from endolite import annotate, canvas
 from endolite import masks as rle
 from endolite.benchmark import service as bench
+from endolite.errors import EndoliteError
 from endolite.records import JobStatus, MaskSource, ShapeKind
 from endolite.services import Action
 from endolite.services import benchmarks as bench_service
 from endolite.services import masks as mask_service
+from endolite.services import tags as tag_service
 from endolite.storage import annotations, benchmarks, jobs, labels, media
+from endolite.storage import tags as tag_store
 
 TOOLS = {"+ point": "point", "− point": "point", "box": "rect", "polygon": "polygon",
          "brush": "freedraw", "eraser": "freedraw"}
@@ -146,6 +149,46 @@ def save(mask: np.ndarray, *, source: MaskSource, kind: ShapeKind, prompt: dict)
         st.rerun()
 
 
+def save_own_tags(frame_id: int, key: str) -> None:
+    """The tag multiselect's on_change: only a change the user made reaches the service."""
+    try:
+        tag_service.set_own_tags(ui.ctx(), frame_id, st.session_state[key])
+    except EndoliteError as exc:
+        st.session_state["ann_tags_error"] = str(exc)
+
+
+def frame_tags(blind: bool) -> None:
+    """The frame's tags and who set them; a multiselect of the user's own (any name may be
+    typed); leads and admins can also remove another user's tag.  Blind frames: own tags only."""
+    tags = tag_store.tags_of(con, [frame.id]).get(frame.id, [])
+    if blind:
+        tags = [t for t in tags if t.username == user.name]
+    mine = [t.tag for t in tags if t.username == user.name]
+    who: dict[str, list[str]] = {}
+    for t in tags:
+        who.setdefault(t.tag, []).append(t.username)
+    with st.expander(f"Tags ({len(who)})", expanded=bool(who)):
+        if who:
+            st.caption(" · ".join(f"{ui.md(tag)} ({ui.md(', '.join(names))})"
+                                  for tag, names in who.items()))
+        if error := st.session_state.pop("ann_tags_error", None):
+            st.error(ui.md(error))
+        options = list(dict.fromkeys([*tag_service.DEFAULT_TAGS, *tag_store.tag_names(con), *mine]))
+        key = f"ann_tags_{frame.id}"
+        st.session_state[key] = mine          # what is stored (also after a change elsewhere)
+        st.multiselect("My tags", options, key=key, accept_new_options=True,
+                       placeholder="Add a tag", on_change=save_own_tags, args=(frame.id, key))
+        others = [t for t in tags if t.username != user.name]
+        if others and ctx.may_others(Action.FRAME_TAG):
+            c1, c2 = st.columns([3, 1])
+            gone = c1.selectbox("Another user's tag", others, key=f"ann_tag_other_{frame.id}",
+                                format_func=lambda t: f"{t.tag} ({t.username})")
+            if c2.button("Remove", key=f"ann_tag_rm_{frame.id}"):
+                with ui.reported_errors():
+                    tag_service.remove_tag(ctx, frame.id, gone.tag, username=gone.username)
+                    st.rerun()
+
+
 # --- prompts -> preview -----------------------------------------------------------------------
 points, signs = canvas.points(json_data, scale=scale)
 boxes = canvas.boxes(json_data, scale=scale)
@@ -203,6 +246,7 @@ with right:
         with ui.reported_errors():
             mask_service.undo(ctx, frame.id)
             st.rerun()
+    frame_tags(blind)
     if task is not None:
         st.markdown(f"**Benchmark task** ({task.status})")
         if st.button("Mark task complete", key="ann_task_done"):

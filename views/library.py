@@ -1,4 +1,5 @@
-"""Library: what has been imported — videos, image groups, their frames and metadata."""
+"""Library: what has been imported — videos, image groups, their frames and metadata; the frame
+grid filters by users' tags and to near-duplicate frames (perceptual hashes)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import streamlit as st
 import ui
 from endolite.records import Role, to_dict
 from endolite.storage import media
+from endolite.storage import tags as tag_store
+
+NEAR_DUPLICATE_MAX_FRAMES = 5000    # hashing and pairing more frames on a page rerun is too slow
 
 user = ui.require_user()
 st.title("Library")
@@ -32,9 +36,48 @@ def sequence_tab(kind: str, items, columns: list[str]) -> None:
     if chosen.client_metadata:
         with st.expander("Client metadata"):
             st.json(chosen.client_metadata)
-    show_ctx = st.toggle("Include context frames", key=f"lib_{key}_ctx")
-    ui.frame_grid(media.FramePages(con, include_context=show_ctx, **{f"{key}_id": chosen_id}),
-                  key=f"lib_{key}_{chosen_id}_grid")       # reads only the page shown
+    scope = {f"{key}_id": chosen_id}
+    c1, c2, c3 = st.columns([2, 2, 3])
+    show_ctx = c1.toggle("Include context frames", key=f"lib_{key}_ctx")
+    counts = tag_store.tag_counts(con, **scope)
+    tag = c3.selectbox("Tag", [None, *counts], key=f"lib_{key}_tag",
+                       format_func=lambda t: "any or none" if t is None else f"{t} ({counts[t]})")
+    near = c2.toggle("Near-duplicates only", key=f"lib_{key}_near",
+                     help="Frames whose perceptual hash is within a few bits of another frame's")
+    if tag is None and not near:
+        ui.frame_grid(media.FramePages(con, include_context=show_ctx, **scope),
+                      key=f"lib_{key}_{chosen_id}_grid")       # reads only the page shown
+        return
+    frames = media.frames_of(con, include_context=show_ctx, **scope)
+    if tag is not None:
+        tagged = set(tag_store.frames_with_tag(con, tag, **scope))
+        frames = [f for f in frames if f.id in tagged]
+    if near:
+        frames = near_duplicates(frames, key=f"lib_{key}_bits")
+    ui.frame_grid(frames, key=f"lib_{key}_{chosen_id}_filtered_grid")
+
+
+def near_duplicates(frames: list, *, key: str) -> list:
+    """The frames of ``frames`` that have a near-duplicate among them, each group's members
+    together (groups in the order of their first member, members in sequence order)."""
+    from endolite import similarity
+
+    bits = st.slider("Near: at most this many of 64 hash bits differ", 0, 16, 6, key=key)
+    if len(frames) > NEAR_DUPLICATE_MAX_FRAMES:
+        st.warning(f"{len(frames)} frames: near-duplicates are searched among the first "
+                   f"{NEAR_DUPLICATE_MAX_FRAMES}; filter by a tag to narrow the set.")
+        frames = frames[:NEAR_DUPLICATE_MAX_FRAMES]
+    with ui.reported_errors(), st.spinner("Hashing frames (cached after the first time)…"):
+        hashes = similarity.frame_hashes(con, ui.settings(), [f.id for f in frames])
+        groups = similarity.near_duplicate_groups(hashes, max_distance=int(bits))
+        kept = [f for f in frames if f.id in groups]                  # sequence order
+        first = {}
+        for i, f in enumerate(kept):
+            first.setdefault(groups[f.id], i)
+        kept.sort(key=lambda f: first[groups[f.id]])                  # stable: groups together
+        st.caption(f"{len(kept)} frames in {len(set(groups.values()))} near-duplicate groups.")
+        return kept
+    return []
 
 
 tab_videos, tab_groups = st.tabs(["Videos", "Image groups"])

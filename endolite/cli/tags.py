@@ -31,7 +31,7 @@ def cmd_remove(args, out: Output) -> int:
     ctx = context(args)
     who = args.of or ctx.actor.name
     tags.remove_tag(ctx, args.frame_id, args.tag, username=args.of)
-    name = tags.clean_tag(args.tag)
+    name = args.tag.strip()
     out.emit({"frame_id": args.frame_id, "tag": name, "username": who, "removed": True},
              [f"frame {args.frame_id}: removed {who}'s tag {name!r}"])
     return 0

@@ -55,11 +55,12 @@ def remove_tag(ctx: Ctx, frame_id: int, tag: str, *, username: str | None = None
     """Remove ``username``'s (default: the actor's) ``tag`` from frame ``frame_id``.
 
     Annotators may remove only their own tags (PermissionDenied otherwise, nothing changes);
-    leads and admins anyone's.  Raises NotFound if that user has not set that tag there.
+    leads and admins anyone's.  Raises NotFound if that user has not set that tag there.  The
+    name is only stripped, not checked, so a tag stored under older rules can still go.
     """
     who = username or ctx.actor.name
     ctx.check(Action.FRAME_TAG, owners=[who])
-    name = clean_tag(tag)
+    name = str(tag).strip()
     if not store.remove(ctx.con, frame_id, name, username=who):
         raise NotFound(f"frame {frame_id} has no tag {name!r} set by {who}")
     ctx.record(Action.FRAME_TAG, entity="frame", entity_id=int(frame_id), op="remove", tag=name,

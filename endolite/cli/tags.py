@@ -41,11 +41,12 @@ def cmd_list(args, out: Output) -> int:
     from endolite.storage import tags
 
     _, con = _open(args)
-    frame_ids = tags.frames_with_tag(con, args.tag, video_id=args.video, group_id=args.group)
+    wanted = args.tag.strip() if args.tag is not None else None
+    frame_ids = tags.frames_with_tag(con, wanted, video_id=args.video, group_id=args.group)
     by_frame = tags.tags_of(con, frame_ids)
     rows = [{"frame_id": fid, "tag": t.tag, "username": t.username, "created_at": t.created_at}
             for fid in frame_ids for t in by_frame.get(fid, [])
-            if args.tag is None or t.tag == args.tag]
+            if wanted is None or t.tag == wanted]
     out.emit(rows, [f"{r['frame_id']:>6} {r['tag']:<24} {r['username']:<16} "
                     f"{r['created_at']:%Y-%m-%d %H:%M}" for r in rows])
     return 0

@@ -93,7 +93,8 @@ def cvat_doc(p) -> dict:
         "images": [{**_image(1, p.names[0]), "license": 0, "flickr_url": "", "coco_url": "",
                     "date_captured": 0},
                    {**_image(2, p.names[1]), "license": 0, "flickr_url": "", "coco_url": "",
-                    "date_captured": 0}],
+                    "date_captured": 0},
+                   _image(3, "not_in_this_project.png")],        # no annotations: not matched
         "annotations": [
             {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [POLY], "area": 600.0,
              "bbox": [30.0, 6.0, 28.0, 34.0], "iscrowd": 0, "attributes": {"occluded": False}},
@@ -160,6 +161,7 @@ def test_cvat_polygons_and_list_count_rle_are_pixel_equal(project):
     result = import_coco(p.ctx, _write(p, doc, "cvat.json"), annotator="ann")
     assert result.kinds == {"polygon": 2, "mask": 1} and len(result.mask_ids) == 3
     assert set(result.labels_created) == {"polyp", "instrument"}
+    assert result.images == 3 and result.annotations == 3
     assert result.frame_ids == (p.frames[0].id, p.frames[1].id)
     stored = {m.id: m for m in annotations.masks_of(p.con, frame_ids=list(result.frame_ids))}
     for ann, mask_id in zip(doc["annotations"], result.mask_ids):
@@ -263,6 +265,9 @@ CASES = {
     "polygon far outside": (lambda d: d["annotations"][0].update(
         segmentation=[[0.0, 0.0, 1e12, 0.0, 5.0, 5.0]]),
         r"annotation 1: bad segmentation: a polygon point lies far outside"),
+    "polygon outline too long": (lambda d: d["annotations"][0].update(
+        segmentation=[[0.0, 0.0, 63.0, 47.0] * 20000]),
+        r"annotation 1: bad segmentation: polygon outline longer"),
     "bad bbox": (lambda d: d["annotations"][2].update(segmentation=[], bbox=[1, 1, 0, 5]),
                  r"annotation 3: bad bbox"),
     "no segmentation or bbox": (lambda d: d["annotations"][2].update(segmentation=[], bbox=None),
@@ -308,6 +313,8 @@ def test_file_level_refusals(project):
     p = project
     with pytest.raises(InvalidInput, match="broken.json: not a JSON file"):
         import_coco(p.ctx, b"{nope", annotator="ann", name="broken.json")
+    with pytest.raises(InvalidInput, match="deep.json: not a JSON file"):
+        import_coco(p.ctx, b"[" * 100_000, annotator="ann", name="deep.json")
     with pytest.raises(InvalidInput, match="list.json: a COCO file is a JSON object"):
         import_coco(p.ctx, b"[]", annotator="ann", name="list.json")
     with pytest.raises(InvalidInput, match="x.json: 'annotations' must be a list"):

@@ -46,6 +46,7 @@ from endolite.errors import InvalidInput
 from endolite.records import ShapeKind
 
 MAX_BYTES = 256 * 1024 * 1024            # a COCO file larger than this is refused
+MAX_OUTLINE = 200                        # polygon outline limit, in image (width + height)s
 _LS_PREFIX = re.compile(r"^[0-9a-f]{8}-(.+)$")
 
 
@@ -122,7 +123,7 @@ def read_document(source: str | Path | bytes, *, name: str | None = None) -> dic
         raise InvalidInput(f"{label}: larger than {MAX_BYTES // 2**20} MiB")
     try:
         doc = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidInput(f"{label}: not a JSON file ({exc})") from exc
     if not isinstance(doc, dict):
         raise InvalidInput(f"{label}: a COCO file is a JSON object with images, categories and "
@@ -306,9 +307,11 @@ def _rle(seg: Mapping[str, Any], height: int, width: int, *, where: str) -> dict
 
 
 def _polygons(seg: list[Any], height: int, width: int, *, where: str) -> list[list[float]]:
-    """The polygons as flat float lists; points far outside the image (more than one image size
-    beyond an edge) are refused (pycocotools' rasteriser would allocate for the whole span)."""
+    """The polygons as flat float lists.  Points far outside the image (more than one image size
+    beyond an edge) and outlines longer than ``MAX_OUTLINE`` times width + height are refused:
+    pycocotools' rasteriser allocates for every pixel step along the outline."""
     polys = []
+    length = 0.0
     for part in seg:
         if not isinstance(part, list) or len(part) < 6 or len(part) % 2:
             raise InvalidInput(f"{where}: bad segmentation: a polygon is a list [x0, y0, x1, y1, "
@@ -321,6 +324,11 @@ def _polygons(seg: list[Any], height: int, width: int, *, where: str) -> list[li
         if (np.abs(xs - width / 2) > 1.5 * width).any() or (np.abs(ys - height / 2) > 1.5 * height).any():
             raise InvalidInput(f"{where}: bad segmentation: a polygon point lies far outside the "
                                f"{width}x{height} image")
+        span = np.maximum(np.abs(np.diff(xs, append=xs[:1])), np.abs(np.diff(ys, append=ys[:1])))
+        length += float(span.sum())
+        if length > MAX_OUTLINE * (height + width):
+            raise InvalidInput(f"{where}: bad segmentation: polygon outline longer than "
+                               f"{MAX_OUTLINE} times the image's width + height")
         polys.append([float(v) for v in part])
     return polys
 

@@ -258,9 +258,6 @@ def test_json(project):
     assert json.loads(to_json([])) == []
 
 
-@pytest.mark.xfail(strict=True, reason="lx_table's segment filter (_IN_SEGMENT) still uses BETWEEN "
-                   "start_frame AND end_frame, but segment ends are exclusive ([start, end)); "
-                   "it should test start_frame <= frame_number < end_frame")
 def test_segment_filters_treat_the_end_as_exclusive(project):
     p = project
     # a blood segment [f0, f3): f3's blood row lies outside it

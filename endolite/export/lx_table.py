@@ -7,8 +7,11 @@ Decisions (lx-annotate's ``value`` is a boolean that is never empty):
 
 * ``value``: present -> True, absent -> False.  Rows whose value is *unknown* are left out
   (they say nothing either way, and an empty value would break lx-annotate's import).
-* Frame-label rows without a frame row (``frame_id`` NULL: segment rows materialised before
-  the frames were extracted) are left out: the table names a frame file for every row.
+* Frame-label rows without a frame row (``frame_id`` NULL: written by the segment
+  materialisation of databases before schema 8) are left out: the table names a frame file for
+  every row.
+* Segments are ``[start_frame, end_frame)`` (end exclusive, as lx-annotate's): the export-flag
+  and segment-list filters keep annotations with ``start_frame <= frame_number < end_frame``.
 * ``information_source_id`` is a stable small int per source name (``SOURCE_IDS``):
   manual 1, segment 2, model 3, import 4; any other source name gets None.
 * ``model_meta_id`` is None: endolite keeps no model-meta table yet, so even model rows have
@@ -62,7 +65,8 @@ _IN_SEGMENT = """
     AND EXISTS (SELECT 1 FROM segments s
                 WHERE s.video_id = fr.video_id AND s.label_id = fl.label_id
                   AND s.deleted_at IS NULL
-                  AND fr.frame_number BETWEEN s.start_frame AND s.end_frame AND {condition})
+                  AND fr.frame_number >= s.start_frame AND fr.frame_number < s.end_frame
+                  AND {condition})
 """
 
 _ORDER = " ORDER BY fr.video_id, fr.frame_number, fl.label_id, fl.id"

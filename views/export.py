@@ -2,9 +2,11 @@
 endolite.services.exports (gate: endolite.export.gate; formats: endolite.export.formats; zip:
 endolite.export.bundle).
 
-The zip is written as a stream to data/exports/ with a progress bar; the download button reads
-it only when clicked (one copy in memory, released afterwards); above the size limit an admin
-sets, the page names the file on the server and the CLI command instead.
+The zip is written as a stream to data/exports/ with a progress bar (server memory flat); the
+download button reads it only when clicked, and Streamlit serves it from memory (peak ~4x the
+file while sending, 2-3x still resident after the page's next run: bench/export_memory.py);
+above the size limit an admin sets, the page names the file on the server and the CLI command
+instead.
 """
 
 from __future__ import annotations
@@ -102,8 +104,11 @@ for record in exports.recent(ctx, limit=10):
         c2.caption("file removed")
     elif size_mb <= limit_mb:
         # generated on click from the file on disk: no copy is held per rerun
+        # application/zip: Streamlit's server gzips other types (level 9) while serving, which
+        # costs several copies of the file in memory and ~10 MB/s (bench/export_memory.py)
         c2.download_button("Download", data=lambda p=path: p.read_bytes(), file_name=path.name,
-                           mime="application/octet-stream", key=f"export_dl_{record.id}",
+                           mime="application/zip" if path.suffix == ".zip"
+                           else "application/octet-stream", key=f"export_dl_{record.id}",
                            on_click="ignore")
     else:
         c2.caption(f"{size_mb:.0f} MiB is above the {limit_mb:.0f} MiB download limit")

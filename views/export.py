@@ -2,24 +2,29 @@
 endolite.services.exports (gate: endolite.export.gate; formats: endolite.export.formats; zip:
 endolite.export.bundle).
 
-The zip is written as a stream to data/exports/ with a progress bar (server memory flat); the
-download button reads it only when clicked, and Streamlit serves it from memory (peak ~4x the
-file while sending, 2-3x still resident after the page's next run: bench/export_memory.py);
-above the size limit an admin sets, the page names the file on the server and the CLI command
-instead.
+The zip is written as a stream to data/exports/ with a progress bar (server memory flat).  The
+download is a link to the dashboard's own route (``web.py``, a short-lived ticket from
+``services.exports.download_link``) that streams the file from disk: Streamlit's download
+button would hold the whole file in memory (~4x while sending: bench/export_memory.py).  Above
+the size limit an admin sets, the page names the file on the server and the CLI command.
 """
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 import ui
+from endolite.export import tickets
 from endolite.export.formats import FORMATS, ExportOptions, parse_segment_ids
 from endolite.records import Role
 from endolite.services import exports
 from endolite.services import settings as settings_service
 from endolite.storage import anonymizations as anon
 from endolite.storage import media
+
+LINK_FRESH_S = tickets.TTL_S - 60     # re-issue a link a minute before its ticket expires
 
 ui.require_user(Role.ADMIN, Role.LEAD)
 ctx = ui.ctx()
@@ -103,13 +108,17 @@ for record in exports.recent(ctx, limit=10):
     if not path.is_file():
         c2.caption("file removed")
     elif size_mb <= limit_mb:
-        # generated on click from the file on disk: no copy is held per rerun
-        # application/zip: Streamlit's server gzips other types (level 9) while serving, which
-        # costs several copies of the file in memory and ~10 MB/s (bench/export_memory.py)
-        c2.download_button("Download", data=lambda p=path: p.read_bytes(), file_name=path.name,
-                           mime="application/zip" if path.suffix == ".zip"
-                           else "application/octet-stream", key=f"export_dl_{record.id}",
-                           on_click="ignore")
+        links = st.session_state.setdefault("export_links", {})      # id -> (url, issued at)
+        fresh = record.id in links and time.monotonic() - links[record.id][1] < LINK_FRESH_S
+        if record.id == st.session_state.get("export_last") and not fresh:
+            links[record.id] = (exports.download_link(ctx, record), time.monotonic())
+            fresh = True                                           # the export just written
+        if fresh:
+            c2.markdown(f'<a href="{links[record.id][0]}" download="{path.name}">'
+                        f'Download {path.name}</a>', unsafe_allow_html=True)
+        elif c2.button("Download link", key=f"export_link_{record.id}"):
+            links[record.id] = (exports.download_link(ctx, record), time.monotonic())
+            st.rerun()
     else:
         c2.caption(f"{size_mb:.0f} MiB is above the {limit_mb:.0f} MiB download limit")
         c1.code(f"{path}\nendolite export --format {record.format} --out FILE.zip "

@@ -27,7 +27,8 @@ from endolite.errors import EndoliteError
 
 from endolite.cli.common import Output
 
-APP_PATH = Path(__file__).resolve().parents[2] / "app.py"
+# web.py: app.py under st.App plus the export download route (streams files from disk)
+APP_PATH = Path(__file__).resolve().parents[2] / "web.py"
 
 
 # --- commands ---------------------------------------------------------------------------------

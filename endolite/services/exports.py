@@ -102,3 +102,23 @@ def recent(ctx: Ctx, limit: int = 20) -> list[ExportRecord]:
 def file_of(ctx: Ctx, record: ExportRecord) -> Path:
     """The export's file on the server (absolute)."""
     return ctx.settings.absolute(record.path)
+
+
+DOWNLOAD_ROUTE = "download/export"
+
+
+def download_link(ctx: Ctx, record: ExportRecord) -> str:
+    """A relative URL (``download/export/<token>``) that streams ``record``'s file from disk
+    through the dashboard's download route (``web.py``), valid ``tickets.TTL_S`` seconds.
+    Audited as ``export.download`` (the link is the download: only its holder can fetch it)."""
+    from endolite.errors import NotFound
+    from endolite.export import tickets
+
+    ctx.check(Action.EXPORT)
+    path = file_of(ctx, record)
+    if not path.is_file() or ctx.settings.exports_dir.resolve() not in path.resolve().parents:
+        raise NotFound(f"export {record.id}: its file is no longer in {ctx.settings.exports_dir}")
+    token = tickets.issue(path, user=ctx.actor.name)
+    audit.record(ctx.con, username=ctx.actor.name, action="export.download", entity="export",
+                 entity_id=record.id, details={"path": record.path, "sha256": record.sha256})
+    return f"{DOWNLOAD_ROUTE}/{token}"

@@ -14,7 +14,7 @@ from endolite.storage import app_settings
 IDLE_KEY = "session_idle_minutes"
 ROOTS_KEY = "import_roots"
 DOWNLOAD_KEY = "download_limit_mb"
-DEFAULT_DOWNLOAD_MB = 500.0
+DEFAULT_DOWNLOAD_MB = 4096.0
 
 
 def idle_minutes(con) -> float:
@@ -45,8 +45,9 @@ def set_idle_minutes(ctx: Ctx, minutes: float) -> None:
 
 
 def download_limit_mb(con) -> float:
-    """Exports up to this size (MiB) are offered through the browser's download button; larger
-    ones by their server path and the CLI command (Streamlit holds a download in memory)."""
+    """Exports up to this size (MiB) get a download link on the Export page (streamed from disk);
+    larger ones are named by their server path and the CLI command (copying them off the server
+    with the shell tools a lab already has)."""
     return float(app_settings.get(con, DOWNLOAD_KEY, DEFAULT_DOWNLOAD_MB))
 
 

@@ -11,9 +11,13 @@
    same fps and size, every frame, no metadata) and a blanked copy of every frame extracted so
    far, ``anonymized/video_<id>/frame_<frame_id>.<ext>`` (same format as the stored frame);
 4. verification: OCR on ``verify_samples`` (>= 50) frames of the *anonymized file*, spread over
-   its length; what it still finds is stored as the residual with its frame numbers.  The
-   verification reads other frames than step 1 where the video is long enough (bin starts
-   instead of bin centres), so it also sees frames the redaction was not built from;
+   its length.  It reads other frames than step 1 where the video is long enough (bin starts
+   instead of bin centres), so it also sees frames the redaction was not built from.  Text it
+   still finds (on the real sample: a short "VP:" overlay beside lines that were blanked, which
+   OCR reads only once its neighbours are gone) is added to the redaction and steps 3-4 run
+   again, up to ``rounds`` times, each check on yet other frames; what the last check finds is
+   stored as the residual with its frame numbers.  Blanked frames are written last, with the
+   final redaction;
 5. sha256 of the anonymized file; ``storage.anonymizations.save`` + ``set_frames`` in one
    transaction (status anonymized; an earlier validation is cleared).
 
@@ -49,6 +53,7 @@ from endolite.storage.tx import transaction
 
 Progress = Callable[[float, str], None]
 MIN_VERIFY = 50
+VERIFY_PHASES = (0.0, 0.25, 0.75)   # check round k reads frames at these bin offsets (raw: 0.5)
 OCR_MAX_SIDE = 1280          # larger frames are downsampled for OCR (boxes map back)
 
 
@@ -142,7 +147,7 @@ def _part(progress: Progress, low: float, high: float) -> Progress:
 def anonymize_video_media(con: duckdb.DuckDBPyConnection, settings: Settings, video_id: int, *,
                           redactions: Iterable[Any] = (), samples: int = 50,
                           verify_samples: int | None = None, min_score: float = 0.5,
-                          pad: int = DEFAULT_PAD, created_by: str | None = None,
+                          pad: int = DEFAULT_PAD, rounds: int = 3, created_by: str | None = None,
                           progress: Progress | None = None) -> anon.Anonymization:
     """Anonymize video ``video_id`` (steps in the module docstring); returns the stored row.
 
@@ -150,6 +155,8 @@ def anonymize_video_media(con: duckdb.DuckDBPyConnection, settings: Settings, vi
     out as well.  ``samples``: raw frames read for OCR and FOV.  ``verify_samples``: frames of
     the anonymized file OCR'd for the residual check (default ``max(50, samples)``; at least 50).
     ``min_score``: OCR confidence threshold for both.  ``pad``: pixels around each text box.
+    ``rounds``: at most this many encode + check rounds; text a check finds is added to the
+    redaction (entries marked ``"round": k``) and the next round checks other frames.
     Raises NotFound for an unknown video, InvalidInput for bad options or rectangles.
     """
     from endolite.anonymize.fov import detect_fov_video
@@ -179,22 +186,34 @@ def anonymize_video_media(con: duckdb.DuckDBPyConnection, settings: Settings, vi
 
     folder = settings.anonymized_media_dir(video_id=video_id)
     target = folder / "video.mp4"
-    progress(0.4, "re-encoding the video with the redaction")
-    anonymize_video(src, target, redaction, progress=_part(progress, 0.4, 0.65))
-    progress(0.65, "blanking the extracted frames")
+    rounds = _count(rounds, "rounds")
+    for k in range(rounds):
+        low, high = 0.4 + 0.55 * k / rounds, 0.4 + 0.55 * (k + 1) / rounds
+        progress(low, f"re-encoding the video with the redaction (round {k + 1})")
+        anonymize_video(src, target, redaction, progress=_part(progress, low, (2 * low + high) / 3))
+        phase = VERIFY_PHASES[k % len(VERIFY_PHASES)]
+        checked = _ocr_video(target, positions(n, verify, phase=phase), min_score=min_score,
+                             progress=_part(progress, (2 * low + high) / 3, high))
+        residual = [entry for number, boxes in checked for entry in _boxes(boxes, number)]
+        if not residual or k == rounds - 1:
+            break
+        # text the redaction missed (often beside a blanked line): add it, encode and check again
+        text_boxes += [{**e, "round": k + 1} for e in residual]
+        redaction = build_redaction(video.width, video.height, fov_polygon=fov.polygon,
+                                    text_boxes=[e["box"] for e in text_boxes],
+                                    rectangles=rectangles, pad=pad)
+    progress(0.95, "blanking the extracted frames")
     rows = _blank_frames(settings, store.frames_of(con, video_id=video_id), redaction, folder)
-
-    residual_found = _ocr_video(target, positions(n, verify, phase=0.0), min_score=min_score,
-                                progress=_part(progress, 0.7, 0.98))
-    residual = [entry for number, boxes in residual_found for entry in _boxes(boxes, number)]
     sha = sha256_file(target)
     with transaction(con, what=f"anonymization of video {video_id}"):
-        row = anon.save(con, video_id=video_id, fov=_fov_json(fov, redaction), text_boxes=text_boxes,
+        row = anon.save(con, video_id=video_id, fov={**_fov_json(fov, redaction), "rounds": k + 1},
+                        text_boxes=text_boxes,
                         redactions=[list(r) for r in redaction.rectangles], residual=residual,
-                        sampled_frames=len(residual_found), path=settings.relative(target),
+                        sampled_frames=len(checked), path=settings.relative(target),
                         sha256=sha, created_by=created_by)
         anon.set_frames(con, rows)
-    progress(1.0, f"anonymized; {len(residual)} text boxes left on {len(residual_found)} frames read")
+    progress(1.0, f"anonymized in {k + 1} rounds; {len(residual)} text boxes left on "
+                  f"{len(checked)} frames read")
     return row
 
 
@@ -282,11 +301,12 @@ def blank_new_frames(con: duckdb.DuckDBPyConnection, settings: Settings, video_i
                      frame_ids: Iterable[int]) -> list[tuple[int, str, str]]:
     """Blank frames of an anonymized video that have no blanked copy yet, with the redaction the
     anonymization used; returns the ``(frame_id, path, sha256)`` rows written (none when the
-    video was never anonymized).  The anonymization's status and hash are unchanged."""
+    video was never anonymized, or its row holds no redaction: such frames stay unblanked and the
+    export gate refuses them).  The anonymization's status and hash are unchanged."""
     row = anon.get(con, video_id=video_id)
     ids = sorted({int(i) for i in frame_ids})
-    if row is None or not ids:
-        return []
+    if row is None or not ids or not isinstance(row.fov, dict) or "redaction" not in row.fov:
+        return []               # never anonymized here (or recorded without a redaction)
     have = anon.frames(con, ids)
     todo = [f for f in store.frames_by_ids(con, [i for i in ids if i not in have])
             if f.video_id == video_id]

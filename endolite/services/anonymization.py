@@ -124,7 +124,8 @@ def reject(ctx: Ctx, *, video_id: int | None = None, group_id: int | None = None
 
 def report(ctx: Ctx, *, video_id: int | None = None, group_id: int | None = None) -> dict[str, Any]:
     """What the anonymization found and left (reads only): ``status``, ``fov``, ``text_boxes``
-    (on the raw media), ``redactions``, ``residual`` and ``residual_by_frame`` ({frame: [boxes]}),
+    (on the raw media), ``redactions``, ``residual`` and ``residual_by_frame`` (``{frame number:
+    [entries]}`` for a video, ``{frame id: [entries]}`` for an image group),
     ``sampled_frames``, ``path``, ``sha256``, ``validated_sha256``, who created / decided, when,
     and the ``reason`` of a rejection.  Status ``raw`` and nothing else when never anonymized."""
     _, media_id, name = _which(video_id, group_id)

@@ -93,11 +93,19 @@ def extract(ctx: Ctx, video_id: int, **options: Any):
 
     ctx.check(Action.EXTRACT)
     result = extract_frames(ctx.con, ctx.settings, video_id, user=ctx.actor.name, **options)
-    # an anonymized video: blank the new frames with its stored redaction (validation stands)
-    blanked = blank_new_frames(ctx.con, ctx.settings, video_id,
-                               [f.id for f in result.picked + result.context])
+    # an anonymized video: blank the new frames with its stored redaction (validation stands);
+    # if that fails the frames stay unblanked, which the export gate refuses
+    blanked, failure = [], None
+    try:
+        blanked = blank_new_frames(ctx.con, ctx.settings, video_id,
+                                   [f.id for f in result.picked + result.context])
+    except Exception as exc:  # noqa: BLE001 - recorded below, then raised
+        failure = exc
     ctx.record(Action.EXTRACT, entity="video", entity_id=video_id,
                extraction_id=result.extraction_id, method=str(result.method),
                picked=[f.id for f in result.picked], context=len(result.context),
-               frames_decoded=result.frames_decoded, blanked=len(blanked))
+               frames_decoded=result.frames_decoded, blanked=len(blanked),
+               **({"blank_error": str(failure)} if failure else {}))
+    if failure is not None:
+        raise failure
     return result

@@ -350,3 +350,14 @@ def test_cli_anonymize_report_validate_and_backup(con, settings, short_video, tm
         again.close()
     copy = tmp_path / "backup" / "anonymized" / f"video_{video_id}" / "video.mp4"
     assert copy.is_file() and sha256_file(copy) == rep["sha256"] and not result.missing
+
+
+def test_text_regions_merge_overlapping_boxes():
+    entries = [{"frame": f, "box": box, "text": text, "score": 0.9}
+               for f, box, text in [(0, [0, 0, 10, 10], "Age:"), (5, [2, 1, 11, 10], "Age"),
+                                    (5, [0, 50, 30, 60], "Name"), (9, [9, 9, 20, 12], "Age:")]]
+    regions = service.text_regions(entries)
+    assert [r["box"] for r in regions] == [[0, 0, 20, 12], [0, 50, 30, 60]]
+    assert regions[0]["texts"] == ["Age:", "Age"] and regions[0]["frames"] == 3
+    assert regions[0]["boxes"] == 3 and regions[1]["frames"] == 1
+    assert service.text_regions([]) == []

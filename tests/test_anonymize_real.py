@@ -56,7 +56,10 @@ def test_real_video_text_found_on_raw_and_none_left(con, settings, real):
         later = [e for e in row.text_boxes if e.get("round") == k]
         print(f"check {k} found on the anonymized copy: {len(later)} boxes on "
               f"{len({e['frame'] for e in later})} frames: {sorted({(e['text'], tuple(e['box'])) for e in later})[:12]}")
-    print(f"residual: {len(row.residual)} boxes on {row.sampled_frames} frames read")
+    print(f"residual: {len(row.residual)} boxes on {row.sampled_frames} frames read "
+          f"after {row.fov['rounds']} rounds")
+    for region in service.report(ctx, video_id=video_id)["regions"]:
+        print(f"  region {region['box']} on {region['frames']} frames: {region['texts']}")
 
     # OCR found the patient fields on the raw frames
     texts = raw

@@ -115,15 +115,24 @@ if rep["residual"]:
     st.warning(f"OCR still finds text on {len(rep['residual_by_frame'])} of the "
                f"{rep['sampled_frames']} anonymized frames checked: add a rectangle over it and "
                "anonymize again, or send it back.")
+    st.markdown("Frames with residual text: " + ", ".join(
+        str(f) for f in sorted(rep["residual_by_frame"])))
     st.dataframe(pd.DataFrame([{"frame": e["frame"], "frame_id": e.get("frame_id"),
                                 "box": str(e["box"]), "text": e["text"], "score": e["score"]}
                                for e in rep["residual"]]), hide_index=True)
 else:
     st.success(f"No text found on the {rep['sampled_frames']} anonymized frames checked.")
-with st.expander("Text found on the raw media"):
+st.markdown("**Text regions blanked** (boxes merged where they overlap)")
+st.dataframe(pd.DataFrame([{"box": str(r["box"]), "frames": r["frames"],
+                            "read as": ", ".join(r["texts"])} for r in rep["regions"]]),
+             hide_index=True)
+with st.expander("Every text box found (raw media and earlier checks)"):
     if rep["text_boxes"]:
-        st.dataframe(pd.DataFrame([{"frame": e["frame"], "box": str(e["box"]), "text": e["text"],
-                                    "score": e["score"]} for e in rep["text_boxes"]]),
+        st.caption("Boxes with a round were found by a check of the anonymized copy and added "
+                   "to the redaction before the next round.")
+        st.dataframe(pd.DataFrame([{"frame": e["frame"], "frame_id": e.get("frame_id"),
+                                    "box": str(e["box"]), "text": e["text"], "score": e["score"],
+                                    "round": e.get("round", 0)} for e in rep["text_boxes"]]),
                      hide_index=True)
     else:
         st.caption("none")

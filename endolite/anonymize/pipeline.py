@@ -22,8 +22,9 @@
    transaction (status anonymized; an earlier validation is cleared).
 
 :func:`anonymize_group_media` does the same per image of an image group (each image its own
-FOV and OCR); the residual check reads up to ``verify_samples`` blanked images (all if fewer)
-back from disk; the group's hash is ``storage.anonymizations.group_digest``.
+FOV and OCR); the check reads up to ``verify_samples`` blanked images (all if fewer) back from
+disk, and an image where it finds text is blanked again with that text added (up to ``rounds``
+checks); the group's hash is ``storage.anonymizations.group_digest``.
 
 :func:`blank_new_frames` blanks frames extracted after a video's anonymization with the stored
 redaction, so the validated state (the video file's hash) still holds for them.
@@ -233,12 +234,14 @@ def _group_rectangles(redactions: Iterable[Any], frame_ids: set[int]) -> list[tu
 
 def anonymize_group_media(con: duckdb.DuckDBPyConnection, settings: Settings, group_id: int, *,
                           redactions: Iterable[Any] = (), verify_samples: int = 50,
-                          min_score: float = 0.5, pad: int = DEFAULT_PAD,
+                          min_score: float = 0.5, pad: int = DEFAULT_PAD, rounds: int = 3,
                           created_by: str | None = None,
                           progress: Progress | None = None) -> anon.Anonymization:
     """Anonymize every image of image group ``group_id``: per image FOV + OCR + blanking into
-    ``anonymized/group_<id>/frame_<frame_id>.<ext>``; residual OCR on up to ``verify_samples``
-    blanked images read back from disk (all if fewer).  ``redactions``: rectangles for every
+    ``anonymized/group_<id>/frame_<frame_id>.<ext>``.  Up to ``verify_samples`` images spread
+    over the group (all if fewer) are read back from disk and OCR'd again; text found there is
+    added to that image's redaction and the image blanked and checked again (up to ``rounds``
+    checks); what the last check finds is the residual.  ``redactions``: rectangles for every
     image, or ``{"frame_id": id, "box": [x0, y0, x1, y1]}`` for one image.  Returns the row."""
     from endolite.anonymize.fov import detect_fov
     from endolite.anonymize.ocr import find_text
@@ -246,43 +249,51 @@ def anonymize_group_media(con: duckdb.DuckDBPyConnection, settings: Settings, gr
 
     progress = progress or _noop
     verify = _count(verify_samples, "verify_samples")
+    rounds = _count(rounds, "rounds")
     group = store.get_group(con, group_id)
     frames = store.frames_of(con, group_id=group_id)
     if not frames:
         raise InvalidInput(f"image group {group_id} ({group.title}): it has no images")
     wanted = _group_rectangles(redactions, {f.id for f in frames})
     folder = settings.anonymized_media_dir(group_id=group_id)
+    checked = set(positions(len(frames), verify))
     fovs: dict[str, Any] = {}
     text_boxes: list[dict[str, Any]] = []
+    residual: list[dict[str, Any]] = []
     rows: list[tuple[int, str, str]] = []
     for i, frame in enumerate(frames):
         image = read_image(settings.absolute(frame.path))
         height, width = image.shape[:2]
-        found = find_text(image, min_score=min_score, scale=_scale(width, height))
+        found = _boxes(find_text(image, min_score=min_score, scale=_scale(width, height)),
+                       frame.frame_number, frame_id=frame.id)
         fov = detect_fov(image)
         rects = [r for fid, r in wanted if fid in (None, frame.id)]
-        redaction = build_redaction(width, height, fov_polygon=fov.polygon,
-                                    text_boxes=[b.bbox for b in found], rectangles=rects, pad=pad)
-        text_boxes += _boxes(found, frame.frame_number, frame_id=frame.id)
-        fovs[str(frame.id)] = _fov_json(fov, redaction)
         target = folder / f"frame_{frame.id}{Path(frame.path).suffix.lower()}"
-        sha = _write_frame(target, apply_redaction(image, redaction.mask()))
+        for k in range(rounds if i in checked else 1):
+            text_boxes += found
+            boxes = [e["box"] for e in text_boxes if e["frame_id"] == frame.id]
+            redaction = build_redaction(width, height, fov_polygon=fov.polygon, text_boxes=boxes,
+                                        rectangles=rects, pad=pad)
+            sha = _write_frame(target, apply_redaction(image, redaction.mask()))
+            if i not in checked:
+                break
+            blanked = read_image(target)          # what is on disk is what is checked
+            found = [{**e, "round": k + 1} for e in _boxes(
+                find_text(blanked, min_score=min_score, scale=_scale(width, height)),
+                frame.frame_number, frame_id=frame.id)]
+            if not found:
+                break
+        if i in checked:
+            residual += found
+        fovs[str(frame.id)] = _fov_json(fov, redaction)
         rows.append((frame.id, settings.relative(target), sha))
-        progress(0.75 * (i + 1) / len(frames), f"blanked {i + 1} of {len(frames)} images")
-
-    residual: list[dict[str, Any]] = []
-    checked = positions(len(frames), verify)
-    for k, i in enumerate(checked):
-        frame, (_, rel, _) = frames[i], rows[i]
-        image = read_image(settings.absolute(rel))
-        found = find_text(image, min_score=min_score, scale=_scale(image.shape[1], image.shape[0]))
-        residual += _boxes(found, frame.frame_number, frame_id=frame.id)
-        progress(0.75 + 0.23 * (k + 1) / len(checked), f"checked {k + 1} of {len(checked)} images")
+        progress(0.98 * (i + 1) / len(frames), f"blanked {i + 1} of {len(frames)} images")
     with transaction(con, what=f"anonymization of image group {group_id}"):
         row = anon.save(con, group_id=group_id, fov=fovs, text_boxes=text_boxes,
                         redactions=[{"frame_id": fid, "box": list(r)} if fid is not None else
                                     list(r) for fid, r in wanted],
-                        residual=residual, sampled_frames=len(checked), path=None,
+                        residual=[{k: v for k, v in e.items() if k != "round"} for e in residual],
+                        sampled_frames=len(checked), path=None,
                         sha256=anon.group_digest((fid, sha) for fid, _, sha in rows),
                         created_by=created_by)
         anon.set_frames(con, rows)

@@ -33,21 +33,6 @@ def _box(entry: dict[str, Any]) -> str:
     return f"  {where}: {entry['box']} {entry['text']!r} {entry['score']:.2f}"
 
 
-def _distinct(entries: list[dict[str, Any]]) -> list[str]:
-    """One line per recognised text: its boxes' union and on how many frames it was found."""
-    seen: dict[str, list] = {}
-    for e in entries:
-        seen.setdefault(e["text"], []).append(e)
-    lines = []
-    for text, group in seen.items():
-        boxes = [g["box"] for g in group]
-        union = [min(b[0] for b in boxes), min(b[1] for b in boxes),
-                 max(b[2] for b in boxes), max(b[3] for b in boxes)]
-        frames = len({g.get("frame_id", g["frame"]) for g in group})
-        lines.append(f"  {text!r} within {union} on {frames} frames")
-    return lines
-
-
 def _summary(row) -> dict[str, Any]:
     return {"media": row.media, "status": str(row.status), "path": row.path, "sha256": row.sha256,
             "text_boxes": len(row.text_boxes), "residual": len(row.residual),
@@ -99,12 +84,20 @@ def cmd_report(args, out) -> int:
                          f"({100 * fov.get('area_fraction', 0):.1f}% of the frame)")
         else:
             lines.append(f"field of view: detected per image ({len(fov)} images)")
-        lines.append(f"text found on the raw media: {len(rep['text_boxes'])} boxes")
-        lines += _distinct(rep["text_boxes"])
+        lines.append(f"text found: {len(rep['text_boxes'])} boxes (raw media, and checks of "
+                     f"earlier rounds) in {len(rep['regions'])} regions")
+        lines += [f"  {r['box']} on {r['frames']} frames, read as "
+                  + ", ".join(repr(t) for t in r["texts"]) for r in rep["regions"]]
         lines.append(f"rectangles drawn: {rep['redactions'] or 'none'}")
         lines.append(f"residual text on the anonymized copy: {len(rep['residual'])} boxes on "
                      f"{len(rep['residual_by_frame'])} of {rep['sampled_frames']} frames read")
-        lines += [_box(e) for e in rep["residual"]]
+        if rep["residual"]:
+            from endolite.services.anonymization import text_regions
+
+            lines += [f"  {r['box']} on {r['frames']} frames, read as "
+                      + ", ".join(repr(t) for t in r["texts"]) for r in text_regions(rep["residual"])]
+            lines.append("  frames with residual text: "
+                         + ", ".join(str(f) for f in sorted(rep["residual_by_frame"])))
         if rep["decided_by"]:
             why = f": {rep['reason']}" if rep["reason"] else ""
             lines.append(f"decided by {rep['decided_by']} at {rep['decided_at']}{why}")

@@ -122,9 +122,44 @@ def reject(ctx: Ctx, *, video_id: int | None = None, group_id: int | None = None
     return _decide(ctx, video_id, group_id, validated=False, reason=reason)
 
 
+def text_regions(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Text box entries merged into regions of overlapping boxes (pure): ``[{"box": [x0, y0,
+    x1, y1] (union), "texts": the 3 most frequent readings, "frames": frames it was found on,
+    "boxes": entries}]``, top to bottom.  A line found on 50 frames is one region."""
+    regions: list[dict[str, Any]] = []
+    for e in entries:
+        x0, y0, x1, y1 = e["box"]
+        regions.append({"box": [x0, y0, x1, y1], "items": [e]})
+    merged = True
+    while merged:
+        merged = False
+        out: list[dict[str, Any]] = []
+        for r in regions:
+            for o in out:
+                a, b = r["box"], o["box"]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    o["box"] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    o["items"] += r["items"]
+                    merged = True
+                    break
+            else:
+                out.append(r)
+        regions = out
+    result = []
+    for r in sorted(regions, key=lambda r: (r["box"][1], r["box"][0])):
+        counts: dict[str, int] = {}
+        for e in r["items"]:
+            counts[e["text"]] = counts.get(e["text"], 0) + 1
+        texts = sorted(counts, key=lambda t: -counts[t])[:3]
+        result.append({"box": r["box"], "texts": texts, "boxes": len(r["items"]),
+                       "frames": len({e.get("frame_id", e["frame"]) for e in r["items"]})})
+    return result
+
+
 def report(ctx: Ctx, *, video_id: int | None = None, group_id: int | None = None) -> dict[str, Any]:
     """What the anonymization found and left (reads only): ``status``, ``fov``, ``text_boxes``
-    (on the raw media), ``redactions``, ``residual`` and ``residual_by_frame`` (``{frame number:
+    (on the raw media; entries with ``"round": k`` were found by check k on the anonymized copy
+    and added), ``regions`` (those merged where they overlap, see ``text_regions``), ``redactions``, ``residual`` and ``residual_by_frame`` (``{frame number:
     [entries]}`` for a video, ``{frame id: [entries]}`` for an image group),
     ``sampled_frames``, ``path``, ``sha256``, ``validated_sha256``, who created / decided, when,
     and the ``reason`` of a rejection.  Status ``raw`` and nothing else when never anonymized."""
@@ -142,6 +177,7 @@ def report(ctx: Ctx, *, video_id: int | None = None, group_id: int | None = None
         fov = {k: v for k, v in fov.items() if k != "redaction"} | {
             "polygon": (fov.get("redaction") or {}).get("fov_polygon", [])}
     return {**base, "status": str(row.status), "fov": fov, "text_boxes": row.text_boxes,
+            "regions": text_regions(row.text_boxes),
             "redactions": row.redactions, "residual": row.residual,
             "residual_by_frame": by_frame, "sampled_frames": row.sampled_frames,
             "path": row.path, "sha256": row.sha256, "validated_sha256": row.validated_sha256,
@@ -149,4 +185,4 @@ def report(ctx: Ctx, *, video_id: int | None = None, group_id: int | None = None
             "decided_by": row.decided_by, "decided_at": row.decided_at, "reason": row.reason}
 
 
-__all__ = ["anonymize", "reject", "report", "validate"]
+__all__ = ["anonymize", "reject", "report", "text_regions", "validate"]

@@ -361,3 +361,16 @@ def test_text_regions_merge_overlapping_boxes():
     assert regions[0]["texts"] == ["Age:", "Age"] and regions[0]["frames"] == 3
     assert regions[0]["boxes"] == 3 and regions[1]["frames"] == 1
     assert service.text_regions([]) == []
+
+
+def test_boxes_taller_than_a_text_line_are_not_taken_for_text():
+    from endolite.anonymize.ocr import TextBox
+    from endolite.anonymize.pipeline import _boxes, _text, line_limit
+
+    assert line_limit(410) == 49 and line_limit(100) == 32
+    found = [TextBox(0, 0, 40, 20, "Age:", 0.9), TextBox(200, 150, 380, 330, "四", 0.6)]
+    entries = _boxes(found, 7, limit=line_limit(410))
+    assert [e["text"] for e in _text(entries)] == ["Age:"]
+    assert "taller than a text line" in entries[1]["ignored"] and entries[1]["frame"] == 7
+    assert service.text_regions(entries) == [{"box": [0, 0, 40, 20], "texts": ["Age:"],
+                                              "boxes": 1, "frames": 1}]

@@ -58,8 +58,12 @@ def test_real_video_text_found_on_raw_and_none_left(con, settings, real):
               f"{len({e['frame'] for e in later})} frames: {sorted({(e['text'], tuple(e['box'])) for e in later})[:12]}")
     print(f"residual: {len(row.residual)} boxes on {row.sampled_frames} frames read "
           f"after {row.fov['rounds']} rounds")
-    for region in service.report(ctx, video_id=video_id)["regions"]:
+    rep = service.report(ctx, video_id=video_id)
+    for region in rep["regions"]:
         print(f"  region {region['box']} on {region['frames']} frames: {region['texts']}")
+    print("ignored:", [(e["frame"], e["box"], e["text"]) for e in rep["ignored"]])
+    # no region of blanked "text" covers the lesion (the detector's blue rectangle, 177 px tall)
+    assert all(r["box"][3] - r["box"][1] <= 60 for r in rep["regions"]), rep["regions"]
 
     # OCR found the patient fields on the raw frames
     texts = raw

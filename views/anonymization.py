@@ -126,13 +126,17 @@ st.markdown("**Text regions blanked** (boxes merged where they overlap)")
 st.dataframe(pd.DataFrame([{"box": str(r["box"]), "frames": r["frames"],
                             "read as": ", ".join(r["texts"])} for r in rep["regions"]]),
              hide_index=True)
+if rep["ignored"]:
+    st.info(f"{len(rep['ignored'])} OCR boxes were taller than a text line and were not blanked "
+            "(shapes such as a drawn rectangle); add a rectangle if one of them is text.")
 with st.expander("Every text box found (raw media and earlier checks)"):
     if rep["text_boxes"]:
         st.caption("Boxes with a round were found by a check of the anonymized copy and added "
                    "to the redaction before the next round.")
         st.dataframe(pd.DataFrame([{"frame": e["frame"], "frame_id": e.get("frame_id"),
                                     "box": str(e["box"]), "text": e["text"], "score": e["score"],
-                                    "round": e.get("round", 0)} for e in rep["text_boxes"]]),
+                                    "round": e.get("round", 0), "ignored": e.get("ignored", "")}
+                                   for e in rep["text_boxes"]]),
                      hide_index=True)
     else:
         st.caption("none")

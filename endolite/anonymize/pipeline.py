@@ -29,6 +29,12 @@ checks); the group's hash is ``storage.anonymizations.group_digest``.
 :func:`blank_new_frames` blanks frames extracted after a video's anonymization with the stored
 redaction, so the validated state (the video file's hash) still holds for them.
 
+OCR boxes taller than ``line_limit(H)`` (12% of the frame height, at least 32 px) are not taken
+for text: on the real sample the detector draws a blue rectangle around a polyp that OCR reads as
+the glyph "四" in a 177 px box, which would black out the lesion in every frame.  They are
+stored with an ``ignored`` reason (visible in the report), not blanked and not counted as
+residual.
+
 Files are written under temporary names and moved into place before the rows commit; if the
 commit fails, the stored hash no longer matches the file, so validation and export refuse it.
 Text boxes and residual entries are ``{"frame": n, "box": [x0, y0, x1, y1], "text": s,
@@ -54,6 +60,7 @@ from endolite.storage.tx import transaction
 
 Progress = Callable[[float, str], None]
 MIN_VERIFY = 50
+MAX_LINE_FRACTION, MIN_LINE_LIMIT = 0.12, 32   # taller "text" boxes are shapes (see docstring)
 VERIFY_PHASES = (0.0, 0.25, 0.75)   # check round k reads frames at these bin offsets (raw: 0.5)
 OCR_MAX_SIDE = 1280          # larger frames are downsampled for OCR (boxes map back)
 
@@ -82,9 +89,26 @@ def _scale(width: int, height: int) -> float:
     return min(1.0, OCR_MAX_SIDE / max(width, height, 1))
 
 
-def _boxes(found, frame: int, **extra: Any) -> list[dict[str, Any]]:
-    return [{"frame": int(frame), **extra, "box": list(b.bbox), "text": b.text,
-             "score": round(float(b.score), 4)} for b in found]
+def line_limit(height: int) -> int:
+    """Tallest box (pixels) taken for a text line in a frame ``height`` pixels high."""
+    return max(MIN_LINE_LIMIT, round(MAX_LINE_FRACTION * height))
+
+
+def _boxes(found, frame: int, *, limit: int, **extra: Any) -> list[dict[str, Any]]:
+    """TextBoxes -> entries; a box taller than ``limit`` pixels is kept but marked ``ignored``."""
+    out = []
+    for b in found:
+        entry = {"frame": int(frame), **extra, "box": list(b.bbox), "text": b.text,
+                 "score": round(float(b.score), 4)}
+        if b.y1 - b.y0 > limit:
+            entry["ignored"] = f"{b.y1 - b.y0} px tall: taller than a text line (> {limit} px)"
+        out.append(entry)
+    return out
+
+
+def _text(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries taken for text (not ``ignored``)."""
+    return [e for e in entries if "ignored" not in e]
 
 
 def _fov_json(fov, redaction: Redaction) -> dict[str, Any]:
@@ -180,10 +204,11 @@ def anonymize_video_media(con: duckdb.DuckDBPyConnection, settings: Settings, vi
         raise InvalidInput(f"video {video_id} ({video.title}): no frame could be decoded")
     fov = detect_fov_video(kept)
     del kept
-    text_boxes = [entry for number, boxes in raw for entry in _boxes(boxes, number)]
+    limit = line_limit(video.height)
+    text_boxes = [entry for number, boxes in raw for entry in _boxes(boxes, number, limit=limit)]
     redaction = build_redaction(video.width, video.height, fov_polygon=fov.polygon,
-                                text_boxes=[e["box"] for e in text_boxes], rectangles=rectangles,
-                                pad=pad)
+                                text_boxes=[e["box"] for e in _text(text_boxes)],
+                                rectangles=rectangles, pad=pad)
 
     folder = settings.anonymized_media_dir(video_id=video_id)
     target = folder / "video.mp4"
@@ -195,13 +220,16 @@ def anonymize_video_media(con: duckdb.DuckDBPyConnection, settings: Settings, vi
         phase = VERIFY_PHASES[k % len(VERIFY_PHASES)]
         checked = _ocr_video(target, positions(n, verify, phase=phase), min_score=min_score,
                              progress=_part(progress, (2 * low + high) / 3, high))
-        residual = [entry for number, boxes in checked for entry in _boxes(boxes, number)]
+        entries = [{**e, "round": k + 1} for number, boxes in checked
+                   for e in _boxes(boxes, number, limit=limit)]
+        text_boxes += [e for e in entries if "ignored" in e]
+        residual = _text(entries)
         if not residual or k == rounds - 1:
             break
         # text the redaction missed (often beside a blanked line): add it, encode and check again
-        text_boxes += [{**e, "round": k + 1} for e in residual]
+        text_boxes += residual
         redaction = build_redaction(video.width, video.height, fov_polygon=fov.polygon,
-                                    text_boxes=[e["box"] for e in text_boxes],
+                                    text_boxes=[e["box"] for e in _text(text_boxes)],
                                     rectangles=rectangles, pad=pad)
     progress(0.95, "blanking the extracted frames")
     rows = _blank_frames(settings, store.frames_of(con, video_id=video_id), redaction, folder)
@@ -209,7 +237,8 @@ def anonymize_video_media(con: duckdb.DuckDBPyConnection, settings: Settings, vi
     with transaction(con, what=f"anonymization of video {video_id}"):
         row = anon.save(con, video_id=video_id, fov={**_fov_json(fov, redaction), "rounds": k + 1},
                         text_boxes=text_boxes,
-                        redactions=[list(r) for r in redaction.rectangles], residual=residual,
+                        redactions=[list(r) for r in redaction.rectangles],
+                        residual=[{k: v for k, v in e.items() if k != "round"} for e in residual],
                         sampled_frames=len(checked), path=settings.relative(target),
                         sha256=sha, created_by=created_by)
         anon.set_frames(con, rows)
@@ -264,23 +293,26 @@ def anonymize_group_media(con: duckdb.DuckDBPyConnection, settings: Settings, gr
     for i, frame in enumerate(frames):
         image = read_image(settings.absolute(frame.path))
         height, width = image.shape[:2]
+        limit = line_limit(height)
         found = _boxes(find_text(image, min_score=min_score, scale=_scale(width, height)),
-                       frame.frame_number, frame_id=frame.id)
+                       frame.frame_number, limit=limit, frame_id=frame.id)
         fov = detect_fov(image)
         rects = [r for fid, r in wanted if fid in (None, frame.id)]
         target = folder / f"frame_{frame.id}{Path(frame.path).suffix.lower()}"
         for k in range(rounds if i in checked else 1):
             text_boxes += found
-            boxes = [e["box"] for e in text_boxes if e["frame_id"] == frame.id]
+            boxes = [e["box"] for e in _text(text_boxes) if e["frame_id"] == frame.id]
             redaction = build_redaction(width, height, fov_polygon=fov.polygon, text_boxes=boxes,
                                         rectangles=rects, pad=pad)
             sha = _write_frame(target, apply_redaction(image, redaction.mask()))
             if i not in checked:
                 break
             blanked = read_image(target)          # what is on disk is what is checked
-            found = [{**e, "round": k + 1} for e in _boxes(
+            entries = [{**e, "round": k + 1} for e in _boxes(
                 find_text(blanked, min_score=min_score, scale=_scale(width, height)),
-                frame.frame_number, frame_id=frame.id)]
+                frame.frame_number, limit=limit, frame_id=frame.id)]
+            text_boxes += [e for e in entries if "ignored" in e]
+            found = _text(entries)
             if not found:
                 break
         if i in checked:

@@ -88,6 +88,10 @@ def cmd_report(args, out) -> int:
                      f"earlier rounds) in {len(rep['regions'])} regions")
         lines += [f"  {r['box']} on {r['frames']} frames, read as "
                   + ", ".join(repr(t) for t in r["texts"]) for r in rep["regions"]]
+        if rep["ignored"]:
+            lines.append(f"not taken for text (taller than a text line, not blanked): "
+                         f"{len(rep['ignored'])} boxes")
+            lines += [_box(e) for e in rep["ignored"][:10]]
         lines.append(f"rectangles drawn: {rep['redactions'] or 'none'}")
         lines.append(f"residual text on the anonymized copy: {len(rep['residual'])} boxes on "
                      f"{len(rep['residual_by_frame'])} of {rep['sampled_frames']} frames read")

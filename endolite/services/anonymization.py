@@ -125,9 +125,12 @@ def reject(ctx: Ctx, *, video_id: int | None = None, group_id: int | None = None
 def text_regions(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Text box entries merged into regions of overlapping boxes (pure): ``[{"box": [x0, y0,
     x1, y1] (union), "texts": the 3 most frequent readings, "frames": frames it was found on,
-    "boxes": entries}]``, top to bottom.  A line found on 50 frames is one region."""
+    "boxes": entries}]``, top to bottom.  A line found on 50 frames is one region.  Entries
+    marked ``ignored`` (not taken for text) are left out."""
     regions: list[dict[str, Any]] = []
     for e in entries:
+        if "ignored" in e:
+            continue
         x0, y0, x1, y1 = e["box"]
         regions.append({"box": [x0, y0, x1, y1], "items": [e]})
     merged = True
@@ -159,7 +162,8 @@ def text_regions(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def report(ctx: Ctx, *, video_id: int | None = None, group_id: int | None = None) -> dict[str, Any]:
     """What the anonymization found and left (reads only): ``status``, ``fov``, ``text_boxes``
     (on the raw media; entries with ``"round": k`` were found by check k on the anonymized copy
-    and added), ``regions`` (those merged where they overlap, see ``text_regions``), ``redactions``, ``residual`` and ``residual_by_frame`` (``{frame number:
+    and added), ``regions`` (those merged where they overlap, see ``text_regions``), ``ignored`` (boxes
+    too tall for a text line, not blanked), ``redactions``, ``residual`` and ``residual_by_frame`` (``{frame number:
     [entries]}`` for a video, ``{frame id: [entries]}`` for an image group),
     ``sampled_frames``, ``path``, ``sha256``, ``validated_sha256``, who created / decided, when,
     and the ``reason`` of a rejection.  Status ``raw`` and nothing else when never anonymized."""
@@ -178,6 +182,7 @@ def report(ctx: Ctx, *, video_id: int | None = None, group_id: int | None = None
             "polygon": (fov.get("redaction") or {}).get("fov_polygon", [])}
     return {**base, "status": str(row.status), "fov": fov, "text_boxes": row.text_boxes,
             "regions": text_regions(row.text_boxes),
+            "ignored": [e for e in row.text_boxes if "ignored" in e],
             "redactions": row.redactions, "residual": row.residual,
             "residual_by_frame": by_frame, "sampled_frames": row.sampled_frames,
             "path": row.path, "sha256": row.sha256, "validated_sha256": row.validated_sha256,

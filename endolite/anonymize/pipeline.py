@@ -249,15 +249,17 @@ def anonymize_video_media(con: duckdb.DuckDBPyConnection, settings: Settings, vi
 
 def _group_rectangles(redactions: Iterable[Any], frame_ids: set[int]) -> list[tuple[int | None, Any]]:
     """Group redactions -> [(frame_id or None for every image, rectangle)]."""
+    from endolite.anonymize.redact import check_rectangle
+
     out = []
     for i, item in enumerate(redactions):
+        fid = None
         if isinstance(item, dict):
-            fid = item.get("frame_id")
+            fid, item = item.get("frame_id"), item.get("box")
             if fid not in frame_ids:
                 raise InvalidInput(f"redaction {i + 1}: frame {fid!r} is not an image of this group")
-            out.append((int(fid), item.get("box")))
-        else:
-            out.append((None, item))
+        # the format now (clipped to each image later); any size fits here
+        out.append((fid, check_rectangle(item, width=2**31, height=2**31, name=f"redaction {i + 1}")))
     return out
 
 
@@ -297,7 +299,8 @@ def anonymize_group_media(con: duckdb.DuckDBPyConnection, settings: Settings, gr
         found = _boxes(find_text(image, min_score=min_score, scale=_scale(width, height)),
                        frame.frame_number, limit=limit, frame_id=frame.id)
         fov = detect_fov(image)
-        rects = [r for fid, r in wanted if fid in (None, frame.id)]
+        rects = [r for fid, r in wanted          # a rectangle for every image may miss a small one
+                 if fid in (None, frame.id) and r[0] < width and r[1] < height]
         target = folder / f"frame_{frame.id}{Path(frame.path).suffix.lower()}"
         for k in range(rounds if i in checked else 1):
             text_boxes += found

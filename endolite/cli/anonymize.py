@@ -51,7 +51,8 @@ def cmd_anonymize(args, out) -> int:
                             samples=args.samples, progress=progress))
     out.emit(_summary(row), [
         f"{row.media}: {row.status}; {len(row.text_boxes)} text boxes found on the raw media, "
-        f"{len(row.residual)} left on {row.sampled_frames} frames of the anonymized copy",
+        f"{len(row.residual)} left on {row.sampled_frames} "
+        f"{'frames' if row.video_id is not None else 'images'} of the anonymized copy",
         f"copy: {row.path or 'anonymized/group_' + str(row.group_id)}  sha256 {row.sha256}",
         *([_box(e) for e in row.residual]),
         "check the copy, then: endolite validate ... (or --reject REASON)"])

@@ -38,3 +38,35 @@ def test_export_cli_writes_the_zip_and_refuses_raw_media(con, settings, tmp_path
     err = capsys.readouterr().err
     assert f"video {ids[1]}: not anonymized" in err
     assert not refused.exists()
+
+
+def test_every_format_exports_from_the_cli(con, settings, tmp_path):
+    from endolite import annotate
+    from endolite.synthetic import disc_mask
+
+    vid = ingest_paths(con, settings, [write_disc_video(tmp_path / "v.mp4", 12, seed=3)],
+                       user="t")[0].id
+    frames = extract_frames(con, settings, vid, method="uniform", count=3, context=0).picked
+    labels.add(con, "polyp")
+    for fr in frames:
+        set_frame_labels(con, fr.id, [("polyp", Presence.PRESENT, None)], annotator="ann")
+        annotate.save_mask(con, settings, annotate.NewMask(
+            fr.id, disc_mask(fr.height, fr.width, fr.width / 2, fr.height / 2, 12)),
+            label="polyp", annotator="ann")
+    mark_anonymized(con, settings, video_id=vid)
+    con.close()
+    expected = {"lx-csv": "annotations.csv", "lx-json": "annotations.json",
+                "ai-dataset": "ai_dataset.json", "coco": "annotations/instances.json",
+                "yolo": "data.yaml", "visual-layer": "visual_layer.json"}
+    for fmt, member in expected.items():
+        out = tmp_path / f"{fmt}.zip"
+        extra = ["--yolo-task", "segment"] if fmt == "yolo" else []
+        assert main(["--data", str(settings.data_dir), "export", "--format", fmt, "--out", str(out),
+                     "--video", str(vid), "--frames", *extra]) == 0, fmt
+        with zipfile.ZipFile(out) as zf:
+            names = zf.namelist()
+            assert member in names and "manifest.json" in names, (fmt, names)
+            if fmt == "yolo":
+                label_files = [n for n in names if n.startswith("labels/") and n.endswith(".txt")]
+                first = zf.read(label_files[0]).decode().split()
+                assert len(first) > 5, "segment task: class + polygon points"

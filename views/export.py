@@ -70,6 +70,7 @@ with st.form("export_form"):
                                 key="export_fps")
     encrypt_to = c3.text_input("Encrypt to (age public key, age1...)", key="export_encrypt",
                                help="only the holder of the matching private key can open it")
+    yolo_task = c3.radio("YOLO task", ["detect", "segment"], horizontal=True, key="export_yolo")
     with st.expander("AI-dataset fields"):
         name = st.text_input("Name", "endolite export", key="export_name")
         description = st.text_input("Description", key="export_description")
@@ -84,7 +85,8 @@ if submitted:
             frames=frames, videos=videos, frame_id_paths=frame_id_paths, only=only,
             segment_ids=parse_segment_ids(segments) if segments.strip() else None,
             use_export_flags=use_flags, transcode_fps=transcode or None, name=name,
-            description=description, dataset_type=dataset_type, ai_model_type=model_type)
+            description=description, dataset_type=dataset_type, ai_model_type=model_type,
+            extra={"task": yolo_task} if fmt == "yolo" else {})
         bar = st.progress(0.0, text="writing the zip")
         record = exports.export(
             ctx, fmt, video_ids=[m for k, m, _ in picked if k == "video"],

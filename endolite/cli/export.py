@@ -4,6 +4,7 @@
         [--video ID ...] [--group ID ...] [--frames] [--videos] [--frame-id-paths]
         [--transcode-fps F] [--only-true|--only-false] [--segments ID,...] [--use-export-flags]
         [--encrypt-to RECIPIENT] [--name N] [--description D] [--dataset-type T] [--model-type T]
+        [--yolo-task detect|segment]
 
 The zip is written to ``data/exports/`` (recorded there) and copied to ``--out``.  Exit 1 with
 the reason when the gate or a pre-handover check refuses; 2 for other errors.
@@ -32,7 +33,8 @@ def cmd_export(args, out) -> int:
         frames=args.frames, videos=args.videos, frame_id_paths=args.frame_id_paths, only=only,
         segment_ids=parse_segment_ids(args.segments), use_export_flags=args.use_export_flags,
         transcode_fps=args.transcode_fps, name=args.name, description=args.description,
-        dataset_type=args.dataset_type, ai_model_type=args.model_type)
+        dataset_type=args.dataset_type, ai_model_type=args.model_type,
+        extra={"task": args.yolo_task} if args.format == "yolo" else {})
     try:
         record = exports.export(ctx, args.format, video_ids=args.video or (),
                                 group_ids=args.group or (), options=options,
@@ -81,4 +83,6 @@ def add_export_commands(sub) -> None:
     s.add_argument("--dataset-type", default="image", help="AI dataset: dataset_type")
     s.add_argument("--model-type", default="image_multilabel_classification",
                    help="AI dataset: ai_model_type")
+    s.add_argument("--yolo-task", default="detect", choices=("detect", "segment"),
+                   help="YOLO: boxes (detect) or polygons (segment)")
     s.set_defaults(func=cmd_export)

@@ -33,6 +33,7 @@ from pathlib import Path
 from endolite.config import Settings
 from endolite.errors import ExportRefused, InvalidInput
 from endolite.export.plan import ExportFrame, ExportVideo
+from endolite.media import sha256_file
 
 CHUNK = 1 << 20
 Progress = Callable[[float, str], None]
@@ -156,14 +157,6 @@ def _transcoded(t: Transcode) -> Iterator[tuple[str, bytes]]:
                             f"{sorted(wanted)[:3]} are beyond the anonymized video's end")
 
 
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def write_zip(settings: Settings, contents: Contents, *, name: str,
               encrypt_to: str | None = None, progress: Progress | None = None) -> Written:
     """Stream ``contents`` into ``exports/<name>.zip`` (``.zip.age`` when encrypted).
@@ -231,5 +224,5 @@ def write_zip(settings: Settings, contents: Contents, *, name: str,
     finally:
         for leftover in (part, encrypted):
             leftover.unlink(missing_ok=True)
-    return Written(path=final, size_bytes=final.stat().st_size, sha256=_hash_file(final),
+    return Written(path=final, size_bytes=final.stat().st_size, sha256=sha256_file(final),
                    members=members, encrypted_to=encrypt_to.strip() if encrypt_to else None)

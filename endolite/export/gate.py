@@ -20,30 +20,17 @@ writer copies them (``bundle``), so a file changed after the gate still cannot l
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from pathlib import Path
 
 import duckdb
 
 from endolite.config import Settings
 from endolite.errors import ExportRefused
+from endolite.media import sha256_file
 from endolite.export.plan import ExportFrame, ExportPlan, ExportVideo
 from endolite.storage import anonymizations as anon
 from endolite.storage.anonymizations import AnonStatus
 from endolite.storage.rows import fetch_dicts
-
-CHUNK = 1 << 20
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 (hex) of a file, read in 1 MiB chunks (memory flat)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def _status_problem(row: anon.Anonymization | None, media: str) -> str | None:
     if row is None:
@@ -100,7 +87,7 @@ def approve(con: duckdb.DuckDBPyConnection, settings: Settings, *, video_ids: Se
         if source is None or not source.is_file():
             problems.append(f"{media}: the anonymized file is missing")
             continue
-        if file_sha256(source) != row.validated_sha256:
+        if sha256_file(source) != row.validated_sha256:
             problems.append(f"{media}: the anonymized file changed after it was validated "
                             "(sha256 differs); validate it again")
             continue

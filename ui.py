@@ -256,19 +256,26 @@ def embedding(frame):
     return _embedding_for(engine.name, frame.sha256, str(settings().absolute(frame.path)))
 
 
+def start_job(kind: str, work, *, params: dict, created_by: str):
+    """Run ``work(cursor, progress)`` as a background job (``endolite.jobs``) on the process's
+    connection; returns the Job.  Check the role before calling (the work checks again)."""
+    from endolite import jobs
+
+    return jobs.start(_connection_for(str(settings().data_dir)), kind, work, params=params,
+                      created_by=created_by)
+
+
 def start_propagation(mask_id: int, *, direction: str, to_frame_id: int | None):
     """Run services.masks.propagate as a background job of the signed-in user; returns the Job.
     The role is checked before the job starts (and again in the job)."""
     from dataclasses import replace
 
-    from endolite import jobs
     from endolite.services import Action
     from endolite.services import masks as mask_service
     from endolite.storage import annotations as store
 
     here = ctx()
     here.check(Action.MASK_PROPAGATE, owners=[store.get_mask(here.con, mask_id).annotator])
-    data = settings()
 
     def work(cur, progress):
         made = mask_service.propagate(replace(here, con=cur), mask_id, direction=direction,
@@ -276,9 +283,9 @@ def start_propagation(mask_id: int, *, direction: str, to_frame_id: int | None):
         return {"made": len(made), "flagged": sum(m.flagged for m in made),
                 "mask_ids": [m.id for m in made]}
 
-    return jobs.start(_connection_for(str(data.data_dir)), "propagate", work,
-                      params={"mask_id": mask_id, "direction": direction, "to_frame_id": to_frame_id},
-                      created_by=here.actor.name)
+    return start_job("propagate", work, params={"mask_id": mask_id, "direction": direction,
+                                                "to_frame_id": to_frame_id},
+                     created_by=here.actor.name)
 
 
 def link_to(page: str, label: str, icon: str | None = None) -> None:

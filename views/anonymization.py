@@ -12,7 +12,6 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from endolite import jobs
 from endolite.anonymize.pipeline import positions
 from endolite.records import JobStatus, Role
 from endolite.services import Action
@@ -46,9 +45,9 @@ def start_job(redactions: list, samples: int):
         return {"status": str(row.status), "residual": len(row.residual),
                 "sampled_frames": row.sampled_frames, "text_boxes": len(row.text_boxes)}
 
-    return jobs.start(ui._connection_for(str(ui.settings().data_dir)), "anonymize", work,
-                      params={**which, "redactions": redactions, "samples": samples},
-                      created_by=here.actor.name)
+    return ui.start_job("anonymize", work,
+                        params={**which, "redactions": redactions, "samples": samples},
+                        created_by=here.actor.name)
 
 
 @st.fragment(run_every=1.0)

@@ -2,7 +2,7 @@
 
     endolite export --format lx-csv|lx-json|ai-dataset|coco|yolo|visual-layer --out FILE.zip
         [--video ID ...] [--group ID ...] [--frames] [--videos] [--frame-id-paths]
-        [--transcode-fps F] [--only-true|--only-false] [--segments ID,...] [--use-export-flags]
+        [--transcode-fps F [--transcode-ext jpg|png] [--transcode-quality Q]] [--only-true|--only-false] [--segments ID,...] [--use-export-flags]
         [--encrypt-to RECIPIENT] [--name N] [--description D] [--dataset-type T] [--model-type T]
         [--yolo-task detect|segment]
 
@@ -32,7 +32,8 @@ def cmd_export(args, out) -> int:
     options = ExportOptions(
         frames=args.frames, videos=args.videos, frame_id_paths=args.frame_id_paths, only=only,
         segment_ids=parse_segment_ids(args.segments), use_export_flags=args.use_export_flags,
-        transcode_fps=args.transcode_fps, name=args.name, description=args.description,
+        transcode_fps=args.transcode_fps, transcode_ext=args.transcode_ext,
+        transcode_quality=args.transcode_quality, name=args.name, description=args.description,
         dataset_type=args.dataset_type, ai_model_type=args.model_type,
         extra={"task": args.yolo_task} if args.format == "yolo" else {})
     try:
@@ -71,6 +72,10 @@ def add_export_commands(sub) -> None:
                    help="lx tables: frame_relative_path = frame_<frame_id>.jpg")
     s.add_argument("--transcode-fps", type=float,
                    help="lx tables: frames decoded from the anonymized video at this rate")
+    s.add_argument("--transcode-ext", default="jpg", choices=("jpg", "png"),
+                   help="lx tables: image type of transcoded frames")
+    s.add_argument("--transcode-quality", type=int, default=90,
+                   help="lx tables: JPEG quality of transcoded frames (1-100)")
     which = s.add_mutually_exclusive_group()
     which.add_argument("--only-true", action="store_true", help="only present (True) rows")
     which.add_argument("--only-false", action="store_true", help="only absent (False) rows")

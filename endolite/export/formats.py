@@ -81,6 +81,8 @@ def _lx(con, plan: ExportPlan, fmt: str, o: ExportOptions) -> Contents:
         raise InvalidInput(f"--transcode-fps: {o.transcode_fps} is not a positive rate")
     if o.transcode_ext not in ("jpg", "png"):
         raise InvalidInput(f"transcode extension {o.transcode_ext!r}: use jpg or png")
+    if not 1 <= int(o.transcode_quality) <= 100:
+        raise InvalidInput(f"transcode quality {o.transcode_quality}: between 1 and 100")
     rows = lx_table.table_rows(con, video_ids=plan.video_ids, only=o.only,
                                use_export_flags=o.use_export_flags, segment_ids=o.segment_ids,
                                frame_id_paths=o.frame_id_paths)

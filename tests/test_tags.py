@@ -291,3 +291,20 @@ def test_library_filters_by_tag_and_near_duplicates(app_env, tmp_path):
     at.slider(key="lib_group_bits").set_value(0).run()       # a brightness shift: equal hashes
     assert not at.exception
     assert _shown_ids(at) == [ids[0], ids[2]]
+
+
+def test_library_shows_one_visual_cluster_at_a_time(app_env, tmp_path):
+    con = connect(app_env)
+    lead = make_user(con, "lena", Role.LEAD)
+    dark = [np.full((48, 64, 3), v, np.uint8) for v in (10, 14)]
+    light = [np.full((48, 64, 3), v, np.uint8) for v in (240, 236, 232)]
+    frames = _group(con, app_env, tmp_path / "c", [dark[0], light[0], dark[1], light[1], light[2]])
+    ids = [f.id for f in frames]
+    at = page("views/library.py", lead).run()
+    at.number_input(key="lib_group_k").set_value(2).run()
+    assert not at.exception, at.exception
+    box = at.selectbox(key="lib_group_cluster")
+    assert box.options == ["cluster 0 (2 frames)", "cluster 1 (3 frames)"]
+    assert _shown_ids(at) == [ids[0], ids[2]]                 # the first frame's cluster: dark
+    box.select(1).run()
+    assert _shown_ids(at) == [ids[1], ids[3], ids[4]]

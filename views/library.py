@@ -1,5 +1,6 @@
 """Library: what has been imported — videos, image groups, their frames and metadata; the frame
-grid filters by users' tags and to near-duplicate frames (perceptual hashes)."""
+grid filters by users' tags, to near-duplicate frames (perceptual hashes) and by visual cluster
+(k-means over extraction's thumbnail features) -> endolite.similarity, endolite.storage.tags."""
 
 from __future__ import annotations
 
@@ -37,14 +38,17 @@ def sequence_tab(kind: str, items, columns: list[str]) -> None:
         with st.expander("Client metadata"):
             st.json(chosen.client_metadata)
     scope = {f"{key}_id": chosen_id}
-    c1, c2, c3 = st.columns([2, 2, 3])
+    c1, c2, c3, c4 = st.columns([2, 2, 3, 2])
     show_ctx = c1.toggle("Include context frames", key=f"lib_{key}_ctx")
     counts = tag_store.tag_counts(con, **scope)
     tag = c3.selectbox("Tag", [None, *counts], key=f"lib_{key}_tag",
                        format_func=lambda t: "any or none" if t is None else f"{t} ({counts[t]})")
     near = c2.toggle("Near-duplicates only", key=f"lib_{key}_near",
                      help="Frames whose perceptual hash is within a few bits of another frame's")
-    if tag is None and not near:
+    k = int(c4.number_input("Visual clusters (0 = off)", 0, 50, 0, key=f"lib_{key}_k",
+                            help="group the frames by look (k-means over small thumbnails, as "
+                                 "the k-means extraction does) and show one group"))
+    if tag is None and not near and not k:
         ui.frame_grid(media.FramePages(con, include_context=show_ctx, **scope),
                       key=f"lib_{key}_{chosen_id}_grid")       # reads only the page shown
         return
@@ -54,6 +58,8 @@ def sequence_tab(kind: str, items, columns: list[str]) -> None:
         frames = [f for f in frames if f.id in tagged]
     if near:
         frames = near_duplicates(frames, key=f"lib_{key}_bits")
+    if k:
+        frames = cluster_of(frames, k, key=f"lib_{key}_cluster")
     ui.frame_grid(frames, key=f"lib_{key}_{chosen_id}_filtered_grid")
 
 
@@ -77,6 +83,31 @@ def near_duplicates(frames: list, *, key: str) -> list:
         kept.sort(key=lambda f: first[groups[f.id]])                  # stable: groups together
         st.caption(f"{len(kept)} frames in {len(set(groups.values()))} near-duplicate groups.")
         return kept
+    return []
+
+
+@st.cache_data(max_entries=8, show_spinner="Grouping frames by look…")
+def _clusters(paths: tuple[str, ...], k: int) -> list[int]:
+    from endolite import similarity
+
+    return similarity.clusters(similarity.frame_features(list(paths)), k).tolist()
+
+
+def cluster_of(frames: list, k: int, *, key: str) -> list:
+    """The frames of one visual cluster (the user picks which) among ``frames``."""
+    if len(frames) > NEAR_DUPLICATE_MAX_FRAMES:
+        st.warning(f"{len(frames)} frames: clusters are computed over the first "
+                   f"{NEAR_DUPLICATE_MAX_FRAMES}; filter by a tag to narrow the set.")
+        frames = frames[:NEAR_DUPLICATE_MAX_FRAMES]
+    if not frames:
+        return []
+    base = ui.settings()
+    with ui.reported_errors():
+        ids = _clusters(tuple(str(base.absolute(f.path)) for f in frames), k)
+        sizes = {c: ids.count(c) for c in sorted(set(ids))}
+        chosen = st.selectbox("Cluster", list(sizes), key=key,
+                              format_func=lambda c: f"cluster {c} ({sizes[c]} frames)")
+        return [f for f, c in zip(frames, ids) if c == chosen]
     return []
 
 

@@ -232,3 +232,22 @@ def test_the_export_is_recorded_and_audited(project):
     assert exports.recent(p.lead)[0].id == rec.id
     (entry,) = [e for e in audit.search(p.con) if e.action == "export.write"]
     assert entry.username == "lena" and entry.details["sha256"] == rec.sha256
+
+
+def test_frame_id_paths_ship_png_frames_as_real_jpegs(con, settings, tmp_path):
+    from PIL import Image
+
+    vid = _ingest(con, settings, write_disc_video(tmp_path / "p.mp4", 12, seed=4))
+    (fr, *_) = extract_frames(con, settings, vid, method="uniform", count=2, context=0,
+                              fmt="png").picked
+    labels.add(con, "polyp")
+    set_frame_labels(con, fr.id, [("polyp", Presence.PRESENT, None)], annotator="ann")
+    mark_anonymized(con, settings, video_id=vid)
+    lead = Ctx(con=con, settings=settings, actor=Actor("lena", Role.LEAD))
+    rec = exports.export(lead, "lx-csv", video_ids=[vid],
+                         options=ExportOptions(frames=True, frame_id_paths=True))
+    with _zip(rec, settings) as zf:
+        (row,) = list(csv.DictReader(io.StringIO(zf.read("annotations.csv").decode())))
+        assert row["frame_relative_path"] == f"frame_{fr.id}.jpg"
+        image = Image.open(io.BytesIO(zf.read(f"frames/video_{vid}/frame_{fr.id}.jpg")))
+        assert image.format == "JPEG" and image.size == (fr.width, fr.height)

@@ -66,9 +66,11 @@ class Contents:
     annotation_count: int = 0
     referenced: tuple[str, ...] = ()
     extra_documents: Callable[[], Iterator[tuple[str, bytes]]] | None = field(default=None)
+    extra_names: tuple[str, ...] = ()       # the members extra_documents will yield, if known
 
     def member_names(self) -> set[str]:
         names = {a for a, _ in self.documents} | {a for a, _ in self.frames}
+        names |= set(self.extra_names)
         names |= {v.arcname for v in self.videos}
         for t in self.transcodes:
             names |= set(t.names)
@@ -128,6 +130,20 @@ def _copy_checked(zf: zipfile.ZipFile, arcname: str, source: Path, sha256: str, 
         raise ExportRefused(f"export refused: {what}: its anonymized file changed after the "
                             "anonymization was recorded (sha256 differs)")
     return size
+
+
+def as_jpeg(frame: ExportFrame, quality: int = 95) -> bytes:
+    """The blanked copy of ``frame`` re-encoded as JPEG (for ``frame_<id>.jpg`` paths when the
+    copy is a PNG), after checking its sha256 against the approved one."""
+    from PIL import Image
+
+    data = frame.source.read_bytes()
+    if hashlib.sha256(data).hexdigest() != frame.sha256:
+        raise ExportRefused(f"export refused: frame {frame.frame_id}: its anonymized file changed "
+                            "after the anonymization was recorded (sha256 differs)")
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
 
 
 def _document(zf: zipfile.ZipFile, arcname: str, data: bytes) -> None:

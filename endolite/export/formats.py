@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePosixPath
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,7 +29,7 @@ import duckdb
 from endolite.config import Settings
 from endolite.errors import InvalidInput
 from endolite.export import coco, lx_table
-from endolite.export.bundle import Contents, Transcode
+from endolite.export.bundle import Contents, Transcode, as_jpeg
 from endolite.export.plan import ExportFrame, ExportPlan
 
 FORMATS = ("lx-csv", "lx-json", "ai-dataset", "coco", "yolo", "visual-layer")
@@ -102,7 +103,8 @@ def _lx(con, plan: ExportPlan, fmt: str, o: ExportOptions) -> Contents:
                 names=tuple(f"frames/video_{v.video_id}/frame_{n:06d}.{o.transcode_ext}"
                             for n in numbers)))
         referenced = [f"frames/video_{r['video_id']}/{r['frame_relative_path']}" for r in rows]
-    elif o.frames:
+    converted: list[tuple[str, ExportFrame]] = []      # frame-id .jpg paths of PNG copies
+    if o.transcode_fps is None and o.frames:
         by_id = {f.frame_id: f for f in plan.frames}
         seen: set[int] = set()
         for r in rows:
@@ -111,11 +113,19 @@ def _lx(con, plan: ExportPlan, fmt: str, o: ExportOptions) -> Contents:
             referenced.append(arc)
             if fr.frame_id not in seen:
                 seen.add(fr.frame_id)
-                frames.append((arc, fr))
+                same_type = PurePosixPath(arc).suffix.lower() == fr.source.suffix.lower()
+                (frames if same_type else converted).append((arc, fr))
     doc = (("annotations.csv", lx_table.to_csv(rows)) if fmt == "lx-csv"
            else ("annotations.json", lx_table.to_json(rows)))
+
+    def jpegs():
+        for arc, fr in converted:
+            yield arc, as_jpeg(fr)
+
     return Contents(documents=(doc,), frames=tuple(frames), transcodes=tuple(transcodes),
-                    annotation_count=len(rows), referenced=tuple(dict.fromkeys(referenced)))
+                    annotation_count=len(rows), referenced=tuple(dict.fromkeys(referenced)),
+                    extra_documents=jpegs if converted else None,
+                    extra_names=tuple(arc for arc, _ in converted))
 
 
 def _coco(con, settings: Settings, plan: ExportPlan, o: ExportOptions) -> Contents:
@@ -158,7 +168,7 @@ def contents(con: duckdb.DuckDBPyConnection, settings: Settings, plan: ExportPla
     return Contents(documents=(manifest, *body.documents), frames=body.frames,
                     transcodes=body.transcodes, videos=tuple(videos),
                     annotation_count=body.annotation_count, referenced=body.referenced,
-                    extra_documents=body.extra_documents)
+                    extra_documents=body.extra_documents, extra_names=body.extra_names)
 
 
 def parse_segment_ids(text: str | Sequence[str] | None) -> tuple[int, ...] | None:

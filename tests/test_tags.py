@@ -308,3 +308,21 @@ def test_library_shows_one_visual_cluster_at_a_time(app_env, tmp_path):
     assert _shown_ids(at) == [ids[0], ids[2]]                 # the first frame's cluster: dark
     box.select(1).run()
     assert _shown_ids(at) == [ids[1], ids[3], ids[4]]
+
+
+def test_library_tags_frames_of_the_page_shown(app_env, tmp_path):
+    con = connect(app_env)
+    ann = make_user(con, "ann", Role.ANNOTATOR)
+    frames = _group(con, app_env, tmp_path / "t", [_noise(5), _noise(6), _noise(7)])
+    ids = [f.id for f in frames]
+    at = page("views/library.py", ann).run()
+    key = f"lib_group_{frames[0].group_id}"
+    at.multiselect(key=f"{key}_tag_ids").select(ids[0]).select(ids[2])
+    at.text_input(key=f"{key}_tag_new").input("needs polyp review")
+    next(b for b in at.button if b.label == "Tag them").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Tagged 2 frame" in s.value for s in at.success)
+    assert sorted(r for r in _rows(con)) == [(ids[0], "needs polyp review", "ann"),
+                                             (ids[2], "needs polyp review", "ann")]
+    at.selectbox(key="lib_group_tag").select("needs polyp review").run()
+    assert _shown_ids(at) == [ids[0], ids[2]]

@@ -16,6 +16,8 @@ NEAR_DUPLICATE_MAX_FRAMES = 5000    # hashing and pairing more frames on a page 
 
 user = ui.require_user()
 st.title("Library")
+if flash := st.session_state.pop("lib_flash", None):
+    st.success(ui.md(flash))
 con = ui.cursor()
 videos, groups = media.list_videos(con), media.list_groups(con)
 c1, c2 = st.columns(2)
@@ -49,8 +51,9 @@ def sequence_tab(kind: str, items, columns: list[str]) -> None:
                             help="group the frames by look (k-means over small thumbnails, as "
                                  "the k-means extraction does) and show one group"))
     if tag is None and not near and not k:
-        ui.frame_grid(media.FramePages(con, include_context=show_ctx, **scope),
-                      key=f"lib_{key}_{chosen_id}_grid")       # reads only the page shown
+        pages = media.FramePages(con, include_context=show_ctx, **scope)
+        ui.frame_grid(pages, key=f"lib_{key}_{chosen_id}_grid")      # reads only the page shown
+        tag_form(pages, key=f"lib_{key}_{chosen_id}")
         return
     frames = media.frames_of(con, include_context=show_ctx, **scope)
     if tag is not None:
@@ -61,6 +64,30 @@ def sequence_tab(kind: str, items, columns: list[str]) -> None:
     if k:
         frames = cluster_of(frames, k, key=f"lib_{key}_cluster")
     ui.frame_grid(frames, key=f"lib_{key}_{chosen_id}_filtered_grid")
+    tag_form(frames, key=f"lib_{key}_{chosen_id}")
+
+
+def tag_form(frames, *, key: str) -> None:
+    """Tag frames of the grid's current page (as the signed-in user) -> services.tags."""
+    from endolite.services import tags as tag_service
+
+    grid_page = int(st.session_state.get(f"{key}_grid_page", 1) if not isinstance(frames, list)
+                    else st.session_state.get(f"{key}_filtered_grid_page", 1))
+    shown = list(frames[(grid_page - 1) * ui.GRID_PAGE:grid_page * ui.GRID_PAGE])
+    if not shown:
+        return
+    with st.expander("Tag frames"), st.form(f"{key}_tag_form", clear_on_submit=True):
+        ids = st.multiselect("Frames (of the page shown)", [f.id for f in shown],
+                             key=f"{key}_tag_ids")
+        names = sorted({*tag_service.DEFAULT_TAGS, *tag_store.tag_names(con)})
+        tag = st.selectbox("Tag", names, key=f"{key}_tag_name")
+        new = st.text_input("or a new tag", key=f"{key}_tag_new")
+        if st.form_submit_button("Tag them"):
+            with ui.reported_errors():
+                ctx = ui.ctx()
+                added = sum(tag_service.add_tag(ctx, fid, new.strip() or tag) for fid in ids)
+                st.session_state["lib_flash"] = f"Tagged {added} frame(s) '{new.strip() or tag}'."
+                st.rerun()                     # the tag filter above lists the new tag
 
 
 def near_duplicates(frames: list, *, key: str) -> list:

@@ -14,7 +14,13 @@ disk), the lead ``lead`` and the download limit raised above the size
 ``endolite serve`` starts (tests/e2e_support.dashboard_process) and Chromium (Debian's
 /usr/bin/chromium through playwright; never ``playwright install``) logs in as the lead, opens
 /export, picks the group in "Media", ticks Frames, chooses coco and clicks "Write export"; then
-clicks "Download" and checks the downloaded file's size and sha256 against data/exports.
+clicks the link "Download <file name>" the page shows for the export just written (``<a
+href="download/export/<token>" download>``: web.py's route, which streams the file from disk with
+Starlette's FileResponse; ``page.expect_download``) and checks the downloaded file's size and
+sha256 against data/exports.  Chromium reports no response event for a download, so the
+route's headers (does Streamlit's GZip middleware compress it?) come from one more GET of the
+same link after the phase, with Chromium's ``Accept-Encoding: gzip, deflate, br, zstd`` and the
+page's cookies (urllib, 64 KiB read, then closed): ``download_headers``.
 
 During each phase a thread reads the server's VmRSS (summed over its process tree) from
 /proc every ``--sample-ms`` ms; VmHWM is reset before the phase (``5`` into
@@ -23,39 +29,57 @@ peak (the larger of sampled max and VmHWM), the peak minus the baseline and that
 by the export's size, and the RSS a few seconds after the phase.
 
 The reference is the export's own size: a zip assembled in memory needs >= 1x; a streamed write
-should stay << 1x; the download holds one copy of the file (Streamlit serves a download from
-memory), ~1x.  Writing time is compared with a plain ``shutil.copyfile`` of the same blanked
-frames measured in the same run (``write_over_copy``: export seconds / copy seconds; the
-export's seconds are click to "Export N written", so they include the page's rerun).  Between
+should stay << 1x, and so should a streamed download (st.download_button, which this page used
+before, held the file in memory: ~4x, see below).  Writing time is compared with a plain
+``shutil.copyfile`` of the same blanked frames measured in the same run (``write_over_copy``:
+export seconds / copy seconds; the export's seconds are click to "Export N written", so they
+include the page's rerun).  Between
 sizes the data dir is deleted; the frame files are deleted once the zip is written (the download
 reads only the zip), so the disk holds at most ~2x the size at once.
 
 Prints one JSON line per figure; no assertions on time or memory (the download's size and
 sha256 are checked and reported as ``same_file``).
-Run: ``python bench/export_memory.py [--sizes 100,1000] [--data DIR] [--keep]``.
+Run: ``.venv/bin/python bench/export_memory.py [--sizes 100,1000] [--data DIR] [--keep]``.
 
 Measured (2 CPUs, 23 GiB RAM, Python 3.11, streamlit 1.67 on starlette 1.10 / uvicorn + h11,
-Chromium headless, 1920x1080 noise PNGs; one run of the default command, ~2.5 min):
+Chromium headless, 1920x1080 noise PNGs; one run of the default command, ~1.5 min, 2026-11-30):
 
-* write, 100 MB (99.6 MB zip, 16 frames): RSS 313 -> peak 323 MiB, +10 MiB = 0.10x the
-  export; 1.92 s click to "written", 52 MB/s against shutil.copyfile's 1055 MB/s (20x).
-* write, 1 GB (1002 MB zip, 161 frames): RSS 315 -> peak 325 MiB, +10 MiB = 0.011x: flat,
-  the zip is streamed; 7.9 s, 128 MB/s against copyfile's 2450 MB/s (19x; in process the
-  100 MB export takes 1.2 s: sha256 of every frame while copying plus once more over the
-  finished zip ~0.5 s, the COCO mask PNGs ~0.5 s; the rest is the page's rerun).
-* download, 100 MB: RSS 315 -> peak 690 MiB, +374 MiB = 3.9x the export; 1.3 s, 79 MB/s;
-  690 MiB 3 s after, 611 MiB after the page's next run.
-* download, 1 GB: RSS 318 -> peak 4041 MiB, +3724 MiB = 3.9x the export; 15.9 s, 63 MB/s;
-  4041 MiB 3 s after, 2386 MiB after the page's next run.  Both downloads byte-identical.
-  The ~4 copies are the server stack's (read from its code, not measured one by one): the
-  bytes the button's callable returns (kept in Streamlit's in-memory media storage), h11's
-  b"".join of the body and asyncio's send buffer (a slice and a bytearray); the view cannot
-  stream through st.download_button.  (A 20 MB zip grew the server by only ~1x.)  Four
-  downloads of the 100 MB zip in one session stayed at 600-750 MiB (no growth per
-  download); opening a new session (the old one closed) brought it to 480 MiB.
-* before views/export.py served the zip as application/zip it went out as
-  application/octet-stream, which Streamlit's GZip middleware compresses at level 9 while
-  serving: the 100 MB download then took 9.8 s (10 MB/s) and +468 MiB (4.9x).
+=====================  ==============================  ===================================
+phase, size            now: link to web.py's route     before: st.download_button
+=====================  ==============================  ===================================
+write, 100 MB          220 -> 228 MiB, +8 MiB, 0.09x   313 -> 323 MiB, +10 MiB, 0.10x
+write, 1 GB            310 -> 320 MiB, +11 MiB, 0.011x 315 -> 325 MiB, +10 MiB, 0.011x
+download, 100 MB       220 -> 221 MiB, +0.3 MiB,       315 -> 690 MiB, +374 MiB, 3.9x;
+                       0.003x; 0.38 s, 265 MB/s        1.3 s, 79 MB/s
+download, 1 GB         316 -> 316 MiB, +0.2 MiB,       318 -> 4041 MiB, +3724 MiB, 3.9x;
+                       0.0002x; 4.7 s, 215 MB/s        15.9 s, 63 MB/s
+=====================  ==============================  ===================================
+
+* write: the zip is streamed (flat, ~10 MiB whatever the size): 100 MB (99.6 MB zip, 16
+  frames) in 1.02 s, 98 MB/s against shutil.copyfile's 1629 MB/s (17x); 1 GB (1002 MB zip,
+  161 frames) in 6.1 s, 165 MB/s against 2774 MB/s (17x).  (Earlier run: 1.92 s and 7.9 s,
+  19-20x; in process the 100 MB export takes 1.2 s: sha256 of every frame while copying plus
+  once more over the finished zip ~0.5 s, the COCO mask PNGs ~0.5 s; the rest is the page's
+  rerun.)
+* download through the link: flat (VmHWM and 20 ms samples agree), the RSS the same 3 s after
+  and after the page's next run; both files byte-identical, named as on the server.  3-4x
+  faster than the button.  Headers: 200, ``application/zip``, Content-Length = the file's
+  size, ``attachment; filename=...``, no Content-Encoding: the route sits behind Streamlit's
+  SelectiveGZipMiddleware (st.App puts user routes and Streamlit's in one Starlette app), but
+  Starlette >= 1.5's GZipMiddleware excludes ``application/zip`` by content type.  It does
+  NOT exclude ``application/octet-stream``, which web.py sends for anything that is not
+  ``.zip``, i.e. encrypted exports (``.zip.age``): those go out gzipped at level 9 with no
+  Content-Length (checked with Starlette's TestClient, the same middleware and
+  web.download_export; not measured here: this bench writes no encrypted export).  Level-9
+  gzip of incompressible bytes ran at ~10 MB/s in the button's days (below).
+* before (st.download_button, same machine, earlier run): 690 MiB 3 s after the 100 MB
+  download and 611 MiB after the page's next run; 4041 and 2386 MiB for 1 GB.  The ~4 copies
+  were the server stack's (read from its code, not measured one by one): the bytes the
+  button's callable returned (kept in Streamlit's in-memory media storage), h11's b"".join
+  of the body and asyncio's send buffer (a slice and a bytearray).  (A 20 MB zip grew the
+  server by only ~1x.)  Served as application/octet-stream, before the page set
+  application/zip, the 100 MB download took 9.8 s (10 MB/s) and +468 MiB (4.9x): the GZip
+  middleware compressed it at level 9 while serving.
 """
 
 from __future__ import annotations
@@ -333,14 +357,20 @@ def run_size(size_mb: float, data_dir: Path, work: Path, args) -> None:
         for f in project["sources"] + project["originals"]:
             f.unlink(missing_ok=True)
 
-        # --- downloading ---
-        button = page.get_by_role("button", name="Download").first
-        button.wait_for()
+        # --- downloading: the page's link to web.py's streamed route ---
+        link = page.get_by_role("link", name=re.compile(r"^Download ")).first
+        link.wait_for()
+        href = link.get_attribute("href")
+        # the route's response headers, were Chromium to report them (it reports none for a
+        # download, nor does a CDP page session: see probe_headers)
+        seen: list = []
+        page.on("response", lambda r: seen.append(r.headers)
+                if "/download/export/" in r.url else None)
         base = baseline(pid)
         with Sampler(pid, args.sample_ms / 1000) as s:
             t0 = time.perf_counter()
             with page.expect_download(timeout=args.timeout * 1000) as info:
-                button.click()
+                link.click()
             download = info.value
             got = Path(download.path())
             download_s = time.perf_counter() - t0
@@ -349,7 +379,8 @@ def run_size(size_mb: float, data_dir: Path, work: Path, args) -> None:
         got_bytes = got.stat().st_size
         same = got_bytes == export_bytes and sha256_of(got) == sha256_of(zip_path)
         download.delete()
-        # the page's next run lets Streamlit drop the file it served from memory
+        browser_headers = seen[0] if seen else None
+        probe = probe_headers(page, download.url)
         page.get_by_role("link", name="Export").click()
         wait_idle(page)
         time.sleep(args.settle)
@@ -358,7 +389,30 @@ def run_size(size_mb: float, data_dir: Path, work: Path, args) -> None:
              rss_after_rerun_mb=round(after_rerun, 1), download_s=round(download_s, 2),
              download_mb_s=round(export_bytes / MB / download_s, 1),
              downloaded_bytes=got_bytes, export_bytes=export_bytes, same_file=same,
-             suggested_filename=download.suggested_filename)
+             suggested_filename=download.suggested_filename, href=re.sub(
+                 r"[^/]+$", "<token>", href or ""))
+        emit(measure="download_headers", size_mb=size_mb,
+             browser_response_seen=browser_headers is not None,
+             browser_content_encoding=(browser_headers or {}).get("content-encoding"),
+             browser_content_type=(browser_headers or {}).get("content-type"), **probe)
+
+
+def probe_headers(page, url: str) -> dict:
+    """The route's response headers to a GET that accepts gzip as Chromium does (the browser's
+    session cookies, urllib; only the first 64 KiB read, then closed): does Streamlit's GZip
+    middleware compress it?"""
+    import urllib.request
+
+    cookie = "; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies(url))
+    req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip, deflate, br, zstd",
+                                               "Cookie": cookie})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        r.read(64 * 1024)
+        h = {k.lower(): v for k, v in r.headers.items()}
+    return {"probe_status": r.status, "probe_content_encoding": h.get("content-encoding"),
+            "probe_content_type": h.get("content-type"),
+            "probe_content_length": h.get("content-length"),
+            "probe_content_disposition": h.get("content-disposition")}
 
 
 def main(argv: list[str] | None = None) -> None:

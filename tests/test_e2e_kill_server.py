@@ -167,7 +167,7 @@ def test_sigkill_of_the_dashboard_mid_jobs_and_mid_upload(tmp_path, monkeypatch)
 
             # --- kill 2: a browser upload mid-import --------------------------------------------
             _open(page, "Upload")
-            page.locator("input[type=file]").set_input_files(str(upload))
+            page.locator(".st-key-upload_files input[type=file]").set_input_files(str(upload))
             page.get_by_text("big.mp4").first.wait_for()
             wait_idle(page)                            # the upload's rerun: it reached the server
             videos_before = set(settings.videos_dir.iterdir())

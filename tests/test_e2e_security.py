@@ -63,7 +63,7 @@ def test_upload_names_cannot_escape_the_data_folder(tmp_path):
         log_in(page, url, ANNOTATOR, ANNOTATOR_PASSWORD)
         page.get_by_role("link", name="Upload").click()
         page.get_by_role("heading", name="Upload").wait_for()
-        page.locator("input[type=file]").set_input_files(
+        page.locator(".st-key-upload_files input[type=file]").set_input_files(
             [{"name": name, "mimeType": "image/png", "buffer": _png(i)} for i, name in enumerate(sent)])
         expect(page.get_by_text(re.compile(uid[-4:] + r"\.png$"))).to_have_count(3)  # names cut
         wait_idle(page)

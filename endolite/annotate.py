@@ -248,7 +248,8 @@ def render_frame(settings: Settings, frame: Frame, shown: Sequence[Mask], *,
 
 def propagate_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: int, *,
                    direction: str = "forward", to_frame_id: int | None = None, annotator: str,
-                   refine: Any = None, progress: Any = None) -> list[Mask]:
+                   refine: Any = None, progress: Any = None,
+                   also: Callable[[list[dict[str, Any]]], None] | None = None) -> list[Mask]:
     """Carry mask ``mask_id`` through its sequence and store a ``propagated`` mask (with its
     confidence and flag) on every stored frame reached.
 
@@ -257,6 +258,10 @@ def propagate_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: 
     Image groups are walked in frame-number order.  ``direction``: forward, backward or both;
     ``to_frame_id`` limits the walk (a frame of the same sequence).  Stops where confidence
     drops (see endolite.propagate).  Returns the new masks in walk order.
+
+    ``progress(fraction, message)``: the walk fills 0 .. 0.9 (both directions: half each), then
+    0.9 "storing N masks" while they are encoded and written (so a bar never shows 100 % while
+    the work goes on).  ``also(rows)`` runs inside the storing transaction (see ``save_masks``).
     """
     from endolite import propagate as prop
     from endolite.sequence import GroupFrames, VideoFrames
@@ -286,7 +291,7 @@ def propagate_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: 
         raise InvalidInput(f"direction {direction!r}: use forward, backward or both")
     start_mask = load_mask(source)
     made: list[NewMask] = []
-    for way in directions:
+    for done_ways, way in enumerate(directions):
         limit = stop_at
         if limit is not None and (limit - frame.frame_number) * (1 if way == "forward" else -1) <= 0:
             if direction == "both":
@@ -299,7 +304,8 @@ def propagate_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: 
                                         stop_at=limit, refine=refine):
             walked += 1
             if progress is not None:
-                progress(min(1.0, walked / max(abs(span), 1)), f"{way}: frame {step.frame_index}")
+                share = min(1.0, walked / max(abs(span), 1))
+                progress(0.9 * (done_ways + share) / len(directions), f"{way}: frame {step.frame_index}")
             hit = by_number.get(step.frame_index)
             if hit is not None and step.mask.any():
                 made.append(NewMask(frame_id=hit.id, mask=step.mask, source=MaskSource.PROPAGATED,
@@ -307,7 +313,11 @@ def propagate_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: 
                                             "refined": step.refined, "reason": step.reason},
                                     confidence=float(step.confidence), flagged=bool(step.flagged),
                                     origin_mask_id=mask_id))
-    return save_masks(con, settings, made, label=source.label_id, annotator=annotator) if made else []
+    if progress is not None:
+        progress(0.9, f"storing {len(made)} masks")
+    if not made:
+        return []
+    return save_masks(con, settings, made, label=source.label_id, annotator=annotator, also=also)
 
 
 def replace_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: int, new_mask: np.ndarray, *,

@@ -140,3 +140,65 @@ def test_cli_propagate_prints_the_masks_made(con, settings, video_setup, capsys)
     code, out, err = propagate("--annotator", "bob")
     assert code == 2 and "use --user bob" in err
     assert len(live()) == len(again) + len(kept)
+
+
+def _ctx(con, settings, name="ann"):
+    from endolite.records import Role
+    from endolite.services.access import Actor, Ctx
+
+    return Ctx(con=con, settings=settings, actor=Actor(name=name, role=Role.ANNOTATOR))
+
+
+def test_service_rerun_leaves_one_propagated_mask_per_frame(con, settings, video_setup):
+    """Propagating the same mask twice replaces the first run's masks (one per frame, not two),
+    in one undoable step per frame; a backward run keeps the forward run's masks."""
+    from endolite.services import masks as mask_service
+    from endolite.storage import history
+
+    video_id, picked, truth, _ = video_setup
+    start = picked.picked[1]
+    source = annotate.save_mask(con, settings, annotate.NewMask(start.id, truth[start.frame_number]),
+                                label="polyp", annotator="ann")
+    ctx = _ctx(con, settings)
+
+    def per_frame() -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for m in annotations.masks_of(con, video_id=video_id, annotator="ann"):
+            if m.origin_mask_id == source.id:
+                counts[m.frame_id] = counts.get(m.frame_id, 0) + 1
+        return counts
+
+    first = mask_service.propagate(ctx, source.id, direction="forward")
+    assert first and set(per_frame().values()) == {1}
+    second = mask_service.propagate(ctx, source.id, direction="forward")
+    assert set(per_frame().values()) == {1}, "a re-run stacked a second mask on a frame"
+    assert set(per_frame()) == {m.frame_id for m in second}
+    step = history.last(con, frame_id=second[0].frame_id, username="ann")
+    assert step.added == (second[0].id,) and step.removed == (first[0].id,)
+    mask_service.undo(ctx, second[0].frame_id)                # undo brings the first run's back
+    live = {m.id for m in annotations.masks_of(con, frame_ids=[second[0].frame_id])}
+    assert first[0].id in live and second[0].id not in live
+
+    back = mask_service.propagate(ctx, source.id, direction="backward")
+    assert back and set(per_frame().values()) == {1}
+    assert {m.frame_id for m in back} <= set(per_frame()) and second[-1].frame_id in per_frame()
+    mask_service.propagate(ctx, source.id, direction="both")
+    assert set(per_frame().values()) == {1}
+
+
+def test_propagation_progress_never_reports_done_before_storing(con, settings, video_setup):
+    """The walk fills the bar to 0.9 (both ways: half each, never going back), then 'storing N
+    masks': a long run does not sit at 100 % while its masks are still written."""
+    from endolite.services import masks as mask_service
+
+    _, picked, truth, _ = video_setup
+    start = picked.picked[1]
+    source = annotate.save_mask(con, settings, annotate.NewMask(start.id, truth[start.frame_number]),
+                                label="polyp", annotator="ann")
+    seen: list[tuple[float, str]] = []
+    made = mask_service.propagate(_ctx(con, settings), source.id, direction="both",
+                                  progress=lambda f, msg="": seen.append((f, msg)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and max(fractions) <= 0.9
+    assert seen[-1] == (0.9, f"storing {len(made)} masks")
+    assert any(msg.startswith("backward") and f > 0.45 for f, msg in seen)

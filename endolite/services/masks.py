@@ -145,23 +145,41 @@ def undo(ctx: Ctx, frame_id: int) -> history.MaskAction | None:
 def propagate(ctx: Ctx, mask_id: int, *, direction: str = "forward", to_frame_id: int | None = None,
               refine: Any = None, progress: Any = None, replace: bool = True) -> list[Mask]:
     """Carry mask ``mask_id`` through its sequence (see annotate.propagate_mask), storing the
-    results as the actor's.  ``replace``: the actor's earlier propagation of the same mask is
-    deleted first, so a re-run replaces its own result instead of stacking a second copy."""
+    results as the actor's.  ``replace``: the actor's earlier propagation of the same mask on
+    the side(s) walked again (forward: later frames, backward: earlier ones, both: all) is
+    deleted in the same transaction, so a re-run replaces its own result instead of stacking a
+    second copy on every frame (a forward run and a later backward run both stay; a run that
+    reaches nothing leaves the earlier result).  Each frame's
+    change (new masks, the replaced ones) is one step of the actor's undo history."""
     source = store.get_mask(ctx.con, mask_id)
     ctx.check(Action.MASK_PROPAGATE, owners=[source.annotator])
+    replaced: list[int] = []
+
+    def log(rows: list[dict[str, Any]]) -> None:       # inside the storing transaction
+        from endolite.storage import media
+
+        fresh = {r["id"] for r in rows}
+        earlier = [m for m in store.masks_of(ctx.con, origin_mask_id=mask_id, annotator=ctx.actor.name)
+                   if m.id not in fresh] if replace else []
+        if earlier and direction != "both":
+            here = media.get_frame(ctx.con, source.frame_id).frame_number
+            numbers = {f.id: f.frame_number
+                       for f in media.frames_by_ids(ctx.con, sorted({m.frame_id for m in earlier}))}
+            sign = 1 if direction == "forward" else -1
+            earlier = [m for m in earlier if (numbers.get(m.frame_id, here) - here) * sign > 0]
+        replaced.extend(annotate.delete_masks(ctx.con, [m.id for m in earlier], by=ctx.actor.name)
+                        if earlier else [])
+        gone = {m.id: m.frame_id for m in earlier}
+        for frame_id in sorted({r["frame_id"] for r in rows} | set(gone.values())):
+            history.record(ctx.con, frame_id=frame_id, username=ctx.actor.name, action="create",
+                           added=[r["id"] for r in rows if r["frame_id"] == frame_id],
+                           removed=[i for i, f in gone.items() if f == frame_id])
+
     made = annotate.propagate_mask(ctx.con, ctx.settings, mask_id, direction=direction,
                                    to_frame_id=to_frame_id, annotator=ctx.actor.name, refine=refine,
-                                   progress=progress)
-    fresh = {m.id for m in made}
-    earlier = [m.id for m in store.masks_of(ctx.con, origin_mask_id=mask_id, annotator=ctx.actor.name)
-               if m.id not in fresh] if replace else []
-    if earlier:
-        annotate.delete_masks(ctx.con, earlier, by=ctx.actor.name)
-    for frame_id in sorted({m.frame_id for m in made}):
-        history.record(ctx.con, frame_id=frame_id, username=ctx.actor.name, action="create",
-                       added=[m.id for m in made if m.frame_id == frame_id])
+                                   progress=progress, also=log)
     ctx.record(Action.MASK_PROPAGATE, entity="mask", entity_id=mask_id, direction=direction,
-               made=[m.id for m in made], replaced=earlier,
+               made=[m.id for m in made], replaced=replaced, refined=refine is not None,
                flagged=sum(m.flagged for m in made))
     return made
 

@@ -78,6 +78,43 @@ def add_segment(con: duckdb.DuckDBPyConnection, video_id: int, *, label: str, st
                              end_frame=end, annotator=annotator, for_export=for_export)
 
 
+def update_segment(con: duckdb.DuckDBPyConnection, segment_id: int, *, label: str | None = None,
+                   start: int | None = None, end: int | None = None) -> Segment:
+    """Change a live segment's label and / or ``[start, end)`` bounds (None: keep), checked as
+    ``add_segment`` checks a new one; returns the segment as stored now."""
+    seg = store.get_segment(con, segment_id)
+    video = media.get_video(con, seg.video_id)
+    lab = resolve_label(con, label if label is not None else seg.label_id)
+    if "segment" not in lab.allowed:
+        raise InvalidInput(f"label {lab.name} does not allow time segments")
+    lo = seg.start_frame if start is None else int(start)
+    hi = seg.end_frame if end is None else int(end)
+    if not 0 <= lo < hi:
+        raise InvalidInput(f"segment: start {lo} / end {hi} (exclusive) must satisfy 0 <= start < end")
+    if hi > video.frame_count:
+        raise InvalidInput(f"segment: end {hi} (exclusive) is past the video's end: at most "
+                           f"{video.frame_count}, its frame count")
+    store.update_segment(con, segment_id, label_id=lab.id, start_frame=lo, end_frame=hi)
+    return store.get_segment(con, segment_id)
+
+
+def absent_with_masks(con: duckdb.DuckDBPyConnection, frame_id: int,
+                      assignments: Sequence[tuple[str, Presence, float | None]], *,
+                      annotator: str) -> list[str]:
+    """Warnings for labels set *absent* on a frame where ``annotator`` has live masks of that
+    label (the two contradict each other); one sentence per label, empty when consistent."""
+    absent = {resolve_label(con, name).id: name for name, presence, _ in assignments
+              if Presence(presence) == Presence.ABSENT}
+    if not absent:
+        return []
+    rows = con.execute("SELECT label_id, count(*) FROM masks WHERE frame_id = ? AND annotator = ? "
+                       "AND deleted_at IS NULL AND list_contains(?, label_id) GROUP BY label_id "
+                       "ORDER BY label_id", [frame_id, annotator, list(absent)]).fetchall()
+    return [f"{absent[label_id]}: set absent, but this frame has {n} {absent[label_id]} "
+            f"mask{'s' if n != 1 else ''} of {annotator}'s; delete the masks or set it present"
+            for label_id, n in rows]
+
+
 def materialize_segments(con: duckdb.DuckDBPyConnection, video_id: int, *, dry_run: bool = False,
                          by: str | None = None) -> int:
     """Create the missing frame-label rows of the video's live segments marked for export, with

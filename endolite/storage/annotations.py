@@ -253,6 +253,12 @@ def set_segment_export(con: duckdb.DuckDBPyConnection, segment_id: int, for_expo
     con.execute("UPDATE segments SET for_export = ? WHERE id = ?", [for_export, segment_id])
 
 
+def update_segment(con: duckdb.DuckDBPyConnection, segment_id: int, *, label_id: int,
+                   start_frame: int, end_frame: int) -> None:
+    con.execute("UPDATE segments SET label_id = ?, start_frame = ?, end_frame = ? WHERE id = ?",
+                [label_id, start_frame, end_frame, segment_id])
+
+
 def delete_segment(con: duckdb.DuckDBPyConnection, segment_id: int) -> None:
     con.execute("UPDATE segments SET deleted_at = current_localtimestamp() WHERE id = ?", [segment_id])
 

@@ -88,3 +88,17 @@ def test_lead_imports_below_the_inbox_and_is_refused_outside(app_env, tmp_path):
     assert "/etc/hostname" in errors.replace("\\", ""), errors
     assert "sneaky" in errors, errors
     assert [s.value for s in at.subheader] == ["Imported 1 of 3"]
+
+
+def test_a_rejected_video_says_what_is_wrong_not_where_the_server_put_it(app_env):
+    con = connect(app_env)
+    ann = make_user(con, "ann", Role.ANNOTATOR)
+    at = page("views/upload.py", ann).run()
+    _upload(at, ("fake_video.mp4", b"this is not a video " * 500, "video/mp4"))
+    [error] = [e.value for e in at.error]
+    assert "not a decodable video" in error, error
+    assert error.replace("\\", "").count("fake_video.mp4") == 1, error
+    for leak in ("Errno", "upload-", "/tmp", str(app_env.data_dir), "/0/"):
+        assert leak not in error, (leak, error)
+    [row] = at.session_state["upload_results"]
+    assert "Errno" not in row["reason"] and "/" not in row["reason"], row["reason"]

@@ -8,6 +8,8 @@ Leads and admins also import COCO annotations here (endolite.services.coco_impor
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -41,6 +43,14 @@ def progress_bar():
     return bar, (lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
 
 
+def own_reason(reason: str | None, path: str) -> str | None:
+    """The reason without its leading ``<file name>: `` (the row shows the name already)."""
+    name = Path(path).name
+    if reason and reason.startswith(f"{name}: "):
+        return reason[len(name) + 2:]
+    return reason
+
+
 if st.button("Import", type="primary", key="upload_go"):
     lines = [p.strip() for p in server_paths.splitlines() if p.strip()]
     if not files and not lines:
@@ -55,8 +65,8 @@ if st.button("Import", type="primary", key="upload_go"):
                     staged.append(path)
                     names[str(path)] = upload.name
                 bar, tick = progress_bar()
-                results += [{**to_dict(r), "path": names.get(r.path, r.path)}
-                            for r in media_service.upload(ctx, staged, names=names, progress=tick)]
+                results += [{**to_dict(r), "path": names.get(r.path, r.path),
+                             "reason": own_reason(r.reason, r.path)} for r in media_service.upload(ctx, staged, names=names, progress=tick)]
                 bar.progress(1.0, text="Done")
         finally:
             for path in staged:
@@ -64,7 +74,8 @@ if st.button("Import", type="primary", key="upload_go"):
     if lines:
         with ui.reported_errors():
             bar, tick = progress_bar()
-            results += [to_dict(r) for r in media_service.import_server(ctx, lines, progress=tick)]
+            results += [{**to_dict(r), "reason": own_reason(r.reason, r.path)}
+                        for r in media_service.import_server(ctx, lines, progress=tick)]
             bar.progress(1.0, text="Done")
     if results:
         st.session_state["upload_results"] = results

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -210,12 +211,31 @@ def _storage_error(exc: BaseException, data_dir: Path | None) -> StorageError | 
     return None
 
 
+_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+_STAGED = re.compile(r"""(?::\s*)?(['"])[^'"]*upload-[0-9a-f]{8,}[/\\][^'"]*\1""")
+
+
+def plain_reason(text: str, data_dir: Path | None = None) -> str:
+    """``text`` without what only the server knows: ``[Errno N]`` prefixes (PyAV's FFmpeg
+    codes mean nothing to a person) and quoted paths of staged uploads or inside ``data_dir``
+    (e.g. PyAV's ``Invalid data found when processing input: '/srv/data/tmp/upload-1f.../0/a.mp4'``).
+    Other quoted text (a zip member's own name) stays."""
+    text = _STAGED.sub("", _ERRNO.sub("", text))
+    if data_dir is not None:
+        for root in {str(data_dir), str(Path(data_dir).resolve())}:
+            text = re.sub(r"""(?::\s*)?(['"])""" + re.escape(root) + r"""[/\\][^'"]*\1""", "", text)
+    return text.strip()
+
+
 def reason_for(label: str, exc: BaseException, *, data_dir: Path | None = None) -> str:
     """What went wrong with ``label``, for a rejected result.  A failed write inside
     ``data_dir`` names its cause (``describe_os_error``) and a path relative to ``data_dir``;
-    staged uploads and temporary files are named relative to ``data_dir/tmp``."""
+    staged uploads and temporary files are named relative to ``data_dir/tmp``; decoder
+    messages lose their errno and the absolute path they quote (:func:`plain_reason`)."""
     exc = _storage_error(exc, data_dir) or exc
     text = str(exc) or type(exc).__name__
+    if not isinstance(exc, StorageError):
+        text = plain_reason(text, data_dir)
     if data_dir is not None:                  # staged files: the server's layout stays hidden
         text = text.replace(f"{data_dir / 'tmp'}{os.sep}", "")
     if isinstance(exc, EndoliteError):

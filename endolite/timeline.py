@@ -75,7 +75,8 @@ def sequence_length(con: duckdb.DuckDBPyConnection, *, video_id: int | None = No
 def build(con: duckdb.DuckDBPyConnection, *, video_id: int | None = None, group_id: int | None = None,
           include_context: bool = True, annotator: str | None = None, bins: int = 400) -> Timeline:
     """The sequence's timeline in at most ``bins`` bins (``bins`` >= 1).  ``annotator``: count
-    only that annotator's masks and frame labels (blind benchmark work); None: everyone's."""
+    only that annotator's masks, frame labels and segments (blind benchmark work); None:
+    everyone's."""
     if bins < 1:
         raise ValueError(f"bins must be >= 1 (got {bins})")
     length = sequence_length(con, video_id=video_id, group_id=group_id)
@@ -104,7 +105,8 @@ def build(con: duckdb.DuckDBPyConnection, *, video_id: int | None = None, group_
     if video_id is not None:
         from endolite.storage import annotations
 
-        segments = tuple(annotations.segments_of(con, video_id=video_id))
+        segments = tuple(s for s in annotations.segments_of(con, video_id=video_id)
+                         if annotator is None or s.annotator == annotator)
     return Timeline(length=length, width=width, bins=out, segments=segments)
 
 

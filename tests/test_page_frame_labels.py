@@ -83,3 +83,63 @@ def test_segment_add_and_materialise_from_the_page(app_env, tmp_path):
     at.button(key="seg_materialize").click().run()
     assert any("Created 0" in s.value for s in at.success)
     assert con.execute("SELECT frame_id, value, annotator FROM frame_labels ORDER BY id").fetchall() == rows
+
+
+def _button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_segment_marked_while_scrubbing_then_edited_and_deleted(app_env, tmp_path):
+    """Mark start on the shown frame, step on with Next, Mark end: a segment [start, last + 1);
+    the timeline draws it; the edit form changes its bounds and label, then deletes it."""
+    con, user, video_id = _setup(app_env, tmp_path)
+    from endolite.extract import extract_frames
+
+    extract_frames(con, app_env, video_id, method="uniform", count=10, context=0)
+    numbers = [f.frame_number for f in media.frames_of(con, video_id=video_id, include_context=False)]
+    at = _page(user).run()
+    assert not at.exception
+    assert at.get("plotly_chart"), "the timeline is drawn"
+    at.button(key="fl_nav_next").click().run()                       # to the 2nd frame
+    at.button(key="seg_mark_start").click().run()
+    assert at.session_state["fl_mark"] == numbers[1]
+    for _ in range(2):
+        at.button(key="fl_nav_next").click().run()                   # scrub to the 4th frame
+    at.selectbox(key="seg_mark_label").select("polyp")
+    at.button(key="seg_mark_end").click().run()
+    assert not at.exception
+    [segment] = annotations.segments_of(con, video_id=video_id)
+    assert (segment.start_frame, segment.end_frame, segment.label) == (numbers[1], numbers[3] + 1, "polyp")
+    assert any(f"[{numbers[1]}, {numbers[3] + 1})" in s.value for s in at.success), "the message survives the rerun"
+    assert "fl_mark" not in at.session_state
+
+    at.number_input(key=f"seg_edit_start_{segment.id}").set_value(2)
+    at.selectbox(key=f"seg_edit_label_{segment.id}").select("blurry")
+    _button(at, "Save segment").click().run()
+    assert not at.exception
+    [edited] = annotations.segments_of(con, video_id=video_id)
+    assert (edited.id, edited.start_frame, edited.end_frame, edited.label) == (
+        segment.id, 2, numbers[3] + 1, "blurry")
+    _button(at, "Delete segment").click().run()
+    assert annotations.segments_of(con, video_id=video_id) == []
+    assert any(f"Deleted segment {segment.id}" in s.value for s in at.success)
+
+
+def test_absent_label_on_a_frame_with_masks_warns(app_env, tmp_path):
+    con, user, video_id = _setup(app_env, tmp_path)
+    from endolite import annotate
+    from endolite.extract import extract_frames
+    from endolite.synthetic import moving_disc_frames
+
+    first = extract_frames(con, app_env, video_id, method="uniform", count=3, context=0).picked[0]
+    truth = [m for _, m in moving_disc_frames(50)]
+    annotate.save_mask(con, app_env, annotate.NewMask(first.id, truth[first.frame_number]),
+                       label="polyp", annotator="ann")
+    at = _page(user).run()
+    polyp = labels.get_by_name(con, "polyp")
+    at.radio(key=f"fl_{first.id}_{polyp.id}").set_value(Presence.ABSENT)
+    _button(at, "Save frame labels").click().run()
+    assert not at.exception
+    assert any("set absent, but this frame has 1 polyp mask" in w.value for w in at.warning), [w.value for w in at.warning] + [s.value for s in at.success]
+    rows = {r.label: r for r in annotations.frame_labels_of(con, first.id, annotator="ann")}
+    assert rows["polyp"].value == Presence.ABSENT, "saved anyway: the annotator decides"

@@ -160,3 +160,49 @@ def test_report_follows_task_status_and_runs_compare(setup):
     table = at.dataframe[-1].value
     assert list(table.columns) == ["1", "2"] and list(table.index) == ["ann"]
     assert table.loc["ann", "1"] != table.loc["ann", "2"]
+
+
+def test_leaderboard_headers_are_readable_and_one_annotator_is_singular(setup):
+    import json
+
+    con, data, lead = setup
+    at = _page(lead).run()
+    at.radio(key="bm_source").set_value("Frame ids").run()
+    at.text_input(key="bm_name").input("single")
+    at.selectbox(key="bm_gold").select("gina")
+    at.multiselect(key="bm_annotators").select("ann")
+    at.multiselect(key="bm_labels").select("polyp")
+    at.text_input(key="bm_frames").input(str(data["frames"][0]))
+    next(b for b in at.button if b.label == "Create benchmark").click().run()
+    assert not at.exception and not at.error
+    [flash] = [s.value for s in at.success if "created" in s.value]
+    assert flash.endswith("and 1 annotator."), flash
+    board = next(d for d in at.dataframe if "tasks_done" in d.value.columns)
+    config = json.loads(board.proto.columns)
+    config = {name: c for name, c in config.items() if not name.startswith("_")}
+    labels_ = {name: c.get("label") for name, c in config.items()}
+    assert labels_["mean_dice"] == "Mean Dice" and labels_["mean_iou"] == "Mean IoU"
+    assert labels_["tasks_done"] == "Done" and labels_["mismatched"] == "Wrong label"
+    assert all(label and "_" not in label for label in labels_.values()), labels_
+    assert {c.get("width") for c in config.values()} <= {"small", "medium"}
+
+
+def test_worst_frame_caption_shows_the_overlap_below_the_match_threshold(setup):
+    """Frame a: ann's disc is the gold disc shifted 3 px (IoU ~0.7).  At a 0.9 threshold it is
+    not a match: score 0, missing 1, extra 1; the caption says how much they overlap."""
+    from endolite.masks import array_iou
+    from tests.test_benchmark_service import H, W, disc_mask
+
+    con, data, lead = setup
+    bench = service.create_benchmark(con, name="strict", gold="gina", annotators=["ann"],
+                                     labels=["polyp"], frame_ids=data["frames"][:1],
+                                     iou_threshold=0.9)
+    for who in ("gina", "ann"):
+        service.complete(con, bench.id, who)
+    at = _page(lead).run()
+    assert not at.exception, at.exception
+    iou = array_iou(disc_mask(H, W, 24, 20, 10), disc_mask(H, W, 27, 20, 10))
+    [line] = [m.value for m in at.markdown if "· score" in m.value]
+    assert "score 0.00" in line and "missing 1, extra 1" in line, line
+    assert f"best IoU {iou:.3f}" in line, (iou, line)
+    assert "below the 0.90 IoU match threshold" in line, line

@@ -29,6 +29,58 @@ if flash := st.session_state.pop("bm_flash", None):
     st.success(flash)
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# readable leaderboard headers (the table's columns stay the CSV's snake_case names)
+LEADERBOARD_CONFIG = {
+    "annotator": st.column_config.TextColumn("Annotator", width="medium"),
+    "tasks_done": st.column_config.NumberColumn("Done", width="small",
+                                                help="Frames this annotator marked complete"),
+    "tasks_total": st.column_config.NumberColumn("Tasks", width="small"),
+    "evaluated": st.column_config.NumberColumn(
+        "Evaluated", width="medium", help="Frames complete for both the gold annotator and this one"),
+    "mean_iou": st.column_config.NumberColumn(
+        "Mean IoU", format="%.3f", width="medium",
+        help="Best IoU of each annotator object against any gold object (Encord), averaged"),
+    "class_score": st.column_config.NumberColumn(
+        "Class score", format="%.3f", width="medium",
+        help="Share of objects whose best gold object has the same label"),
+    "f1": st.column_config.NumberColumn("F1", format="%.3f", width="small"),
+    "precision": st.column_config.NumberColumn("Precision", format="%.3f", width="medium"),
+    "recall": st.column_config.NumberColumn("Recall", format="%.3f", width="small"),
+    "matched": st.column_config.NumberColumn("Matched", width="small",
+                                             help="Same label, IoU at or above the threshold"),
+    "mismatched": st.column_config.NumberColumn("Wrong label", width="medium",
+                                                help="Overlap above the threshold, other label"),
+    "missing": st.column_config.NumberColumn("Missing", width="small",
+                                             help="Gold objects nobody matched"),
+    "extra": st.column_config.NumberColumn("Extra", width="small",
+                                           help="Annotator objects matching no gold object"),
+    "mean_dice": st.column_config.NumberColumn("Mean Dice", format="%.3f", width="medium"),
+}
+
+
+def frame_caption(row, report) -> str:
+    """The worst-frames line: the frame score and, beside it, the annotator's best overlap with
+    any gold object, so a frame whose masks overlap below the match threshold (score 0,
+    "missing 1, extra 1") says so instead of looking like no overlap at all."""
+    ious = [r.iou_score for r in report.iou_rows
+            if r.annotator == row.annotator and r.frame_id == row.frame_id]
+    best = max(ious) if ious else None
+    parts = [f"**{ui.md(row.data_unit_name)}** (frame {row.frame_id})",
+             f"score {row.score:.2f}"]
+    if best is not None:
+        parts.append(f"best IoU {best:.3f}")
+    parts.append(f"matched {row.matched}, mismatched {row.mismatched}, missing {row.missing}, "
+                 f"extra {row.extra}")
+    line = " · ".join(parts)
+    if best is not None and best > 0 and row.matched + row.mismatched == 0:
+        line += f" (best overlap below the {report.iou_threshold:.2f} IoU match threshold)"
+    return line
+
+
 @st.cache_data(show_spinner="Evaluating…", max_entries=32)
 def _result(data_dir: str, benchmark_id: int, threshold: float, fingerprint: str):
     """Recomputed whenever a task status, mask, frame label or segment changes (fingerprint)."""
@@ -81,7 +133,8 @@ def create_section() -> None:
                                              iou_threshold=float(threshold))
                 st.session_state["bm_new"] = bench.id
                 st.session_state["bm_flash"] = (f"Benchmark {bench.id} created: {len(bench.frame_ids)} "
-                                                f"frames for {ui.md(bench.gold)} and {len(bench.annotators)} annotators.")
+                                                f"frames for {ui.md(bench.gold)} and "
+                                                f"{plural(len(bench.annotators), 'annotator')}.")
                 st.rerun()
 
 
@@ -122,7 +175,7 @@ def report_section() -> None:
                         n += bench_service.add_frames(ctx, bench.id, service.parse_ids(more_frames))
                     if more_people:
                         n += bench_service.assign(ctx, bench.id, more_people)
-                    st.session_state["bm_flash"] = f"{n} new tasks."
+                    st.session_state["bm_flash"] = f"{plural(n, 'new task')}."
                     st.rerun()
 
     with ui.reported_errors():
@@ -132,7 +185,7 @@ def report_section() -> None:
         st.subheader("Leaderboard")
         st.caption("Only frames that both the gold annotator and the annotator marked complete count.")
         st.dataframe(pd.DataFrame(result.leaderboard, columns=service.LEADERBOARD_COLUMNS),
-                     hide_index=True, key="bm_leaderboard")
+                     hide_index=True, key="bm_leaderboard", column_config=LEADERBOARD_CONFIG)
         files = result.files()
         d1, d2, d3 = st.columns(3)
         d1.download_button(service.IOU_RESULTS_CSV, files[service.IOU_RESULTS_CSV],
@@ -179,7 +232,10 @@ def plots(result) -> None:
                      key="bm_agreement")
 
     st.subheader("Worst frames")
-    st.caption("Gold on the left, the annotator on the right: what to fix.")
+    st.caption("Gold on the left, the annotator on the right: what to fix. Score: IoU of the "
+               "same-label matches summed over every object (matched, wrong label, missing, "
+               f"extra); a pair counts as matched from IoU {report.iou_threshold:.2f}. Best IoU: "
+               "the annotator's best overlap with any gold object.")
     g1, g2 = st.columns([2, 1])
     annotator = g1.selectbox("Annotator", [s.annotator for s in report.annotators], key="bm_gallery_who")
     count = g2.number_input("Frames", 1, 20, 3, key="bm_gallery_n")
@@ -188,9 +244,7 @@ def plots(result) -> None:
         st.success(f"{ui.md(annotator)} agrees with the gold annotator on every evaluated frame.")
     for row in worst:
         gold_img, ann_img = service.frame_overlays(con, ui.settings(), result.benchmark, row.frame_id, annotator)
-        st.markdown(f"**{ui.md(row.data_unit_name)}** (frame {row.frame_id}) · score {row.score:.2f} · "
-                    f"matched {row.matched}, mismatched {row.mismatched}, missing {row.missing}, "
-                    f"extra {row.extra}")
+        st.markdown(frame_caption(row, report))
         left, right = st.columns(2)
         left.image(gold_img, caption=f"gold: {result.benchmark.gold}", width="stretch")
         right.image(ann_img, caption=f"annotator: {annotator}", width="stretch")

@@ -118,15 +118,19 @@ def review_counts(con: duckdb.DuckDBPyConnection, *, video_id: int | None = None
 
 def review_page(con: duckdb.DuckDBPyConnection, *, video_id: int | None = None,
                 group_id: int | None = None, annotator: str | None = None, limit: int,
-                offset: int = 0) -> list[Mask]:
+                offset: int = 0, order: str = "confidence") -> list[Mask]:
     """Live propagated masks of one video / image group for review, a page at a time: flagged
-    first, then by rising confidence (none counts as 1.0), then frame and id (the order of
-    ``endolite.annotate.review_queue``)."""
+    first, then (``order="confidence"``) by rising confidence (none counts as 1.0), then frame
+    and id (the order of ``endolite.annotate.review_queue``), or (``order="frame"``) in frame
+    order (frame number, then frame id, then mask id)."""
     if limit < 0 or offset < 0:
         raise ValueError(f"limit and offset must be >= 0 (got {limit}, {offset})")
+    if order not in ("confidence", "frame"):
+        raise ValueError(f"order {order!r}: use confidence or frame")
     where, params = _review_where(video_id, group_id, annotator)
-    sql = (_MASK_SELECT + where + " ORDER BY m.flagged DESC, coalesce(m.confidence, 1.0), "
-           "m.frame_id, m.id LIMIT ? OFFSET ?")
+    then = ("coalesce(m.confidence, 1.0), m.frame_id" if order == "confidence" else
+            "(SELECT f.frame_number FROM frames f WHERE f.id = m.frame_id), m.frame_id")
+    sql = (_MASK_SELECT + where + f" ORDER BY m.flagged DESC, {then}, m.id LIMIT ? OFFSET ?")
     return [_mask(r) for r in fetch_dicts(con, sql, [*params, int(limit), int(offset)])]
 
 

@@ -25,17 +25,25 @@ else:
     st.info("No labels yet.")
 
 if ctx.may(Action.LABEL_ADD):
-    with st.form("label_add", clear_on_submit=True):
+    # The picker starts at the palette's next free colour and moves on after each label added.
+    # Through session state, not the widget's default: a keyed widget keeps its value when only
+    # its default changes, and clear_on_submit reset it to the previous default, so every label
+    # added in a row got the first palette colour (#e6194b).
+    if st.session_state.pop("label_added", False):
+        st.session_state["label_name"] = ""
+        st.session_state["label_color"] = label_service.next_color(con)
+    st.session_state.setdefault("label_color", label_service.next_color(con))
+    with st.form("label_add"):
         st.subheader("New label")
         name = st.text_input("Name", key="label_name")
         kind = st.selectbox("Kind", list(LabelKind), key="label_kind")
-        # the default is the palette's next free colour, so new labels differ
-        color = st.color_picker("Colour", label_service.next_color(con), key="label_color")
+        color = st.color_picker("Colour", key="label_color")
         allowed = st.multiselect("Allowed annotation types", ANNOTATION_TYPES,
                                  default=list(ANNOTATION_TYPES), key="label_allowed")
         if st.form_submit_button("Add label"):
             with ui.reported_errors():
                 label_service.add(ctx, name, kind=kind, color=color, allowed=tuple(allowed))
+                st.session_state["label_added"] = True
                 st.rerun()
     if items:
         with st.form("label_edit"):

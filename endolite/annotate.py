@@ -244,6 +244,70 @@ def render_frame(settings: Settings, frame: Frame, shown: Sequence[Mask], *,
     return rle.overlay(image, items, colors) if items else image
 
 
+def render_view(settings: Settings, frame: Frame, shown: Sequence[Mask], view: Any, *,
+                preview: np.ndarray | None = None, preview_color: str = "#ffffff",
+                opacity: float = 0.45, outline_only: bool = False,
+                show_ids: bool = True) -> np.ndarray:
+    """What the annotation canvas shows: the region ``view.crop()`` of the frame (``view`` an
+    ``endolite.zoom.Viewport``) resized to ``(view.canvas_h, view.canvas_w, 3) uint8`` RGB, with
+    ``shown`` masks in their label colours at ``opacity`` (``outline_only``: outlines alone), the
+    unsaved ``preview`` ``(H, W) bool`` on top and each mask's id at its bbox's top-left corner.
+
+    Masks are decoded and blended only inside the crop, so the cost follows the view."""
+    import cv2
+
+    from endolite.media import read_image
+
+    image = _read_cached(read_image, settings.absolute(frame.path))
+    x0, y0, x1, y1 = view.crop()
+    part = image[y0:y1, x0:x1]
+    items: list[Any] = []
+    colors: list[str] = []
+    for m in shown:
+        bx, by, bw, bh = m.bbox
+        if bx >= x1 or by >= y1 or bx + bw <= x0 or by + bh <= y0:
+            continue                        # outside the view: not decoded
+        items.append(rle.decode(m.coco_rle)[y0:y1, x0:x1])
+        colors.append(m.color)
+    if preview is not None and np.asarray(preview).any():
+        items.append(np.asarray(preview, dtype=bool)[y0:y1, x0:x1])
+        colors.append(preview_color)
+    alpha = 0.0 if outline_only else float(opacity)
+    if items:
+        part = rle.overlay(part, items, colors, alpha=alpha, outline_px=2 if outline_only else 1)
+    out = cv2.resize(np.ascontiguousarray(part), (view.canvas_w, view.canvas_h),
+                     interpolation=cv2.INTER_LINEAR if view.zoom < 2 else cv2.INTER_NEAREST)
+    if show_ids:
+        for m in shown:
+            bx, by = m.bbox[0], m.bbox[1]
+            if not (x0 <= bx < x1 and y0 <= by < y1):
+                continue
+            cx, cy = view.to_canvas(np.array([[bx, by]]))[0]
+            text, org = f"#{m.id}", (int(cx) + 2, max(int(cy) - 3, 11))
+            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+_IMAGES: dict[str, tuple[float, np.ndarray]] = {}
+
+
+def _read_cached(read: Callable[[Path], np.ndarray], path: Path) -> np.ndarray:
+    """The frame image, kept for the last few frames (by path and mtime): reruns on one frame
+    (a click's preview, a zoom) read the file once."""
+    key = str(path)
+    mtime = path.stat().st_mtime
+    hit = _IMAGES.get(key)
+    if hit is not None and hit[0] == mtime:
+        return hit[1]
+    image = read(path)
+    image.setflags(write=False)
+    if len(_IMAGES) >= 8:
+        _IMAGES.pop(next(iter(_IMAGES)))
+    _IMAGES[key] = (mtime, image)
+    return image
+
+
 # --- propagation ------------------------------------------------------------------------------
 
 def propagate_mask(con: duckdb.DuckDBPyConnection, settings: Settings, mask_id: int, *,

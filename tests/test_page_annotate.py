@@ -132,7 +132,7 @@ def test_annotator_cannot_touch_other_peoples_masks_and_undo_is_their_own(app_en
     keys = {b.key for b in at.button}
     assert f"ann_del_{mine.id}" in keys and f"ann_del_{golds[0].id}" not in keys
     assert f"ann_prop_{golds[0].id}" not in keys
-    assert "ann_undo_btn" not in keys, "the gold user's saves are not ann's to undo"
+    assert _button(at, "ann_undo_btn").disabled, "the gold user's saves are not ann's to undo"
 
     at.checkbox(key="ann_del_confirm").check().run()
     _button(at, "ann_del_all").click().run()
@@ -161,3 +161,82 @@ def test_jobs_a_server_stop_interrupted_are_named_once_per_session(app_env, tmp_
     assert f"propagate job {job.id}" in warning and "interrupted" in warning and "40%" in warning
     at.run()
     assert not [w for w in at.warning if "did not finish" in w.value]
+
+
+# --- issue 11: the workspace's own bugs ---------------------------------------------------------
+
+def test_hiding_a_mask_takes_effect_in_the_same_run(app_env, tmp_path):
+    """The 'show' box updates the hidden set in its on_change (before the canvas is drawn)."""
+    con, ann, frames, truth = _setup(app_env, tmp_path)
+    m = annotate.save_mask(con, app_env, annotate.NewMask(frames[0].id, truth[0]), label="polyp",
+                           annotator="ann")
+    at = _page(ann).run()
+    at.checkbox(key=f"ann_vis_{m.id}").uncheck().run()
+    assert m.id in at.session_state["ann_hidden"]
+    at.checkbox(key=f"ann_vis_{m.id}").check().run()
+    assert m.id not in at.session_state["ann_hidden"]
+
+
+def test_completing_a_task_keeps_the_queue_and_opens_the_next_task(app_env, tmp_path):
+    con, ann, frames, truth = _setup(app_env, tmp_path)
+    make_user(con, "gold", Role.LEAD, "gold-password")
+    bench.create_benchmark(con, name="b1", gold="gold", annotators=["ann"], labels=["polyp"],
+                           frame_ids=[f.id for f in frames[:3]], created_by="gold")
+    at = _page(ann).run()
+    at.radio(key="ann_mode").set_value("tasks").run()
+    assert at.session_state["ann_frame_id"] == frames[0].id
+    assert [o for o in at.selectbox(key="ann_label").options] == ["polyp"], \
+        "a benchmark task offers only the benchmark's labels"
+    _button(at, "ann_task_done").click().run()
+    assert not at.exception, at.exception
+    assert at.radio(key="ann_mode").value == "tasks"
+    assert at.session_state["ann_frame_id"] == frames[1].id
+    _button(at, "ann_task_done").click().run()
+    assert at.radio(key="ann_mode").value == "tasks"
+    assert at.session_state["ann_frame_id"] == frames[2].id
+
+
+def test_a_new_sequence_opens_at_its_first_frame_and_context_keeps_the_frame(app_env, tmp_path):
+    con, ann, frames, truth = _setup(app_env, tmp_path)
+    other = tmp_path / "seq2"
+    other.mkdir()
+    for i in range(3):
+        write_image_atomic(other / f"b{i}.png", np.zeros((40, 50, 3), dtype=np.uint8), fmt="png")
+    ingest_paths(con, app_env, [other], user="ann")
+    media.set_context(con, [frames[1].id, frames[2].id], is_context=True, parent_id=frames[0].id)
+    at = _page(ann).run()
+    at.toggle(key="ann_context").set_value(True).run()
+    for _ in range(4):
+        _button(at, "ann_nav_next").click().run()
+    assert at.session_state["ann_frame_id"] == frames[4].id
+    at.toggle(key="ann_context").set_value(False).run()          # frames 1, 2 leave the list
+    assert at.session_state["ann_frame_id"] == frames[4].id, "the frame shown stays"
+    second = media.list_groups(con)[1]
+    at.selectbox(key="ann_sequence").set_value(("group", second.id, f"images {second.id}: {second.title}")).run()
+    assert at.session_state["ann_nav_index"] == 0, "another sequence opens at its first frame"
+    assert media.get_frame(con, at.session_state["ann_frame_id"]).group_id == second.id
+
+
+def test_the_chosen_label_survives_a_new_login(app_env, tmp_path):
+    con, ann, frames, truth = _setup(app_env, tmp_path)
+    at = _page(ann).run()
+    assert at.selectbox(key="ann_label").value.name == "polyp"
+    tool = next(lb for lb in labels.list_all(con) if lb.name == "tool")
+    at.selectbox(key="ann_label").set_value(tool).run()
+    again = _page(ann).run()                     # a fresh session: a new login
+    assert again.selectbox(key="ann_label").value.name == "tool"
+
+
+def test_redo_beside_undo(app_env, tmp_path):
+    con, ann, frames, truth = _setup(app_env, tmp_path)
+    m = annotate.save_mask(con, app_env, annotate.NewMask(frames[0].id, truth[0]), label="polyp",
+                           annotator="ann")
+    at = _page(ann).run()
+    assert _button(at, "ann_redo_btn").disabled
+    _button(at, f"ann_del_{m.id}").click().run()
+    _button(at, "ann_undo_btn").click().run()
+    assert [x.id for x in annotations.masks_of(con, frame_ids=[frames[0].id])] == [m.id]
+    redo = _button(at, "ann_redo_btn")
+    assert not redo.disabled and "delete" in redo.label
+    redo.click().run()
+    assert annotations.masks_of(con, frame_ids=[frames[0].id]) == []

@@ -1,12 +1,16 @@
 """Annotate: masks from +/- clicks (SAM or the classical engine), boxes, polygons, brush and
-eraser on the frame; mask list with visibility, delete and undo; propagation through the
-sequence; the annotator's benchmark task queue (blind); the user's tags on the frame."""
+eraser on the frame, seen through a zoomable viewport (endolite.zoom); mask list with
+visibility, delete, undo and redo; hotkeys for every tool and step; propagation through the
+sequence (annotate_panels); the annotator's benchmark task queue (blind); the user's tags.
+
+Layout (the frame visible without scrolling at 1366x768): sequence, engine, view settings and
+the hotkey help in the sidebar; navigation in one row; the canvas with a side column of
+controls; the mask list below."""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
-from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 import annotate_panels
@@ -19,40 +23,95 @@ from endolite.records import JobStatus, MaskSource, ShapeKind
 from endolite.services import Action
 from endolite.services import benchmarks as bench_service
 from endolite.services import masks as mask_service
+from endolite.services import preferences
 from endolite.services import tags as tag_service
 from endolite.storage import annotations, benchmarks, jobs, labels, media
 from endolite.storage import tags as tag_store
+from endolite.zoom import ZOOM_STEP, Viewport, fit_size
 
-TOOLS = {"+ point": "point", "− point": "point", "box": "rect", "polygon": "polygon",
-         "brush": "freedraw", "eraser": "freedraw"}
-CANVAS_WIDTH = 640
+# tool -> (canvas drawing mode, hotkey)
+TOOLS = {"+ point": ("point", "P"), "− point": ("point", "N"), "box": ("rect", "B"),
+         "polygon": ("polygon", "G"), "brush": ("freedraw", "D"), "eraser": ("freedraw", "E")}
+# canvas box presets (width x height, CSS px): Streamlit does not tell the server the browser's
+# size, so the user picks one (kept per user); 640 x 480 leaves the frame whole at 1366x768
+CANVAS_BOXES = {"560 × 420": (560, 420), "640 × 480": (640, 480), "800 × 600": (800, 600),
+                "960 × 720": (960, 720), "1200 × 900": (1200, 900)}
+DEFAULT_BOX = "640 × 480"
+HOTKEYS = [("P / N", "+ point / − point"), ("B", "box"), ("G", "polygon"), ("D", "brush"),
+           ("E", "eraser"), ("J / K", "previous / next frame"), ("L", "next unlabelled frame"),
+           ("A", "accept the mask"), ("X", "clear the prompt"), ("U / Y", "undo / redo"),
+           ("M", "complete the benchmark task and go to the next"),
+           ("I / O / 0", "zoom in / out / whole frame")]
 
 user = ui.require_user()
-st.title("Annotate")
 ctx = ui.ctx()
+con, settings = ctx.con, ctx.settings
+st.markdown("<style>.block-container{padding-top:2.2rem;padding-bottom:1rem}"
+            "h3{padding-top:0 !important}</style>", unsafe_allow_html=True)
 if not st.session_state.get("ann_interrupted_seen"):     # once per session, after a restart
     st.session_state["ann_interrupted_seen"] = True
-    for job in jobs.interrupted_of(ctx.con, user.name):
+    for job in jobs.interrupted_of(con, user.name):
         st.warning(f"Your {job.kind} job {job.id} ({job.updated_at:%Y-%m-%d %H:%M}) did not finish: "
                    f"{ui.md(job.message)}")
-con, settings = ctx.con, ctx.settings
 engine = ui.segmenter()
-st.caption("Segmentation engine: " + ui.md(engine.description))
 
-# --- which frames -----------------------------------------------------------------------------
+
+def remember_frame() -> None:
+    """on_change of the context toggle: keep the frame shown (found again in the new list)."""
+    st.session_state["ann_keep_frame"] = st.session_state.get("ann_frame_id")
+
+
+# --- which frames (sidebar) -------------------------------------------------------------------
 queue = bench.tasks_for(con, user.name)
-mode = st.radio("Work on", ["A sequence", f"My benchmark tasks ({len(queue)})"], horizontal=True,
-                key="ann_mode") if queue else "A sequence"
-if mode == "A sequence":
-    video_id, group_id, _ = ui.sequence_picker(key="ann_sequence")
-    with_context = st.toggle("Include context frames", key="ann_context")
-    frames = media.FramePages(con, video_id=video_id, group_id=group_id,   # read a page at a time
-                              include_context=with_context)
-else:
-    frames = media.frames_by_ids(con, [t.frame_id for t in queue])
-frame = ui.frame_navigator(frames, key="ann_nav")
+with st.sidebar:
+    mode = st.radio("Work on", ["sequence", "tasks"], horizontal=True, key="ann_mode",
+                    format_func=lambda m: "A sequence" if m == "sequence"
+                    else f"My benchmark tasks ({len(queue)})") if queue else "sequence"
+    if mode == "sequence":
+        video_id, group_id, _ = ui.sequence_picker(key="ann_sequence")
+        with_context = st.toggle("Include context frames", key="ann_context", on_change=remember_frame)
+        frames = media.FramePages(con, video_id=video_id, group_id=group_id,   # read a page at a time
+                                  include_context=with_context)
+        where = ("sequence", video_id, group_id)
+    else:
+        frames = media.frames_by_ids(con, [t.frame_id for t in queue])
+        where = ("tasks",)
+if st.session_state.get("ann_where") != where:        # another sequence (or the queue): frame 1
+    if "ann_where" in st.session_state:
+        st.session_state["ann_nav_index"] = 0
+    st.session_state["ann_where"] = where
+if (keep := st.session_state.pop("ann_keep_frame", None)) is not None:
+    ids = [f.id for f in frames]
+    if keep in ids:
+        st.session_state["ann_nav_index"] = ids.index(keep)
+
+
+def next_unlabelled() -> None:
+    """Move to the next frame of the list (after the current one, wrapping) with no live mask."""
+    index = st.session_state.get("ann_nav_index", 0)
+    ids = [f.id for f in frames]
+    labelled = {m.frame_id for m in annotations.masks_of(con, frame_ids=ids)} if ids else set()
+    order = [*range(index + 1, len(ids)), *range(0, index)]
+    hit = next((i for i in order if ids[i] not in labelled), None)
+    if hit is None:
+        st.session_state["ann_nav_note"] = "Every frame of this list carries a mask."
+    else:
+        st.session_state["ann_nav_index"] = hit
+
+
+title_col, nav_col, unl_col = st.columns([1.2, 6, 1.3], vertical_alignment="center")
+title_col.markdown("### Annotate")
+with nav_col:
+    frame = ui.frame_navigator(frames, key="ann_nav")
 if frame is None:
     st.stop()
+if unl_col.button("Unlabelled ▶", key="ann_next_unlabelled", shortcut="L",
+                  help="The next frame of this list without any mask (L)"):
+    next_unlabelled()
+    st.rerun()
+if note := st.session_state.pop("ann_nav_note", None):
+    st.info(note)
+st.session_state["ann_frame_id"] = frame.id
 
 
 @st.fragment(run_every=1.0)
@@ -68,76 +127,173 @@ def embed_progress() -> None:
     st.rerun()
 
 
-if hasattr(engine, "is_cached"):              # SAM: embeddings are cached per frame on disk
-    ready = sum(engine.is_cached(f.sha256) for f in frames)
-    c1, c2 = st.columns([3, 1])
-    c1.caption(f"Embeddings ready for {ready} of {len(frames)} frames of this list "
-               "(a click on a ready frame only runs the decoder).")
-    if ready < len(frames) and not st.session_state.get("ann_embed_job") \
-            and c2.button("Precompute embeddings", key="ann_precompute"):
-        st.session_state["ann_embed_job"] = ui.start_precompute(frames, around=frame.frame_number).id
-        st.rerun()                            # redraw without the button, with the progress bar
-    if st.session_state.get("ann_embed_job"):
-        embed_progress()
-    ended = st.session_state.pop("ann_embed_ended", None)
-    if ended is not None and ended.status == JobStatus.FAILED:
-        st.error(f"Embedding frames failed: {ui.md(ended.message)}")
-    elif ended is not None and (ended.result or {}).get("failed"):
-        st.warning(f"{ended.result['failed']} frames could not be embedded (a click embeds them).")
+def set_tool(name: str) -> None:
+    st.session_state["ann_tool"] = name
+
+
+def save_view_pref() -> None:
+    preferences.put(ui.ctx(), "annotate.canvas", st.session_state["ann_canvas_box"])
+
+
+with st.sidebar:
+    st.caption("Segmentation engine: " + ui.md(engine.description))
+    if hasattr(engine, "is_cached"):              # SAM: embeddings are cached per frame on disk
+        ready = sum(engine.is_cached(f.sha256) for f in frames)
+        st.caption(f"Embeddings ready for {ready} of {len(frames)} frames of this list "
+                   "(a click on a ready frame only runs the decoder).")
+        if ready < len(frames) and not st.session_state.get("ann_embed_job") \
+                and st.button("Precompute embeddings", key="ann_precompute"):
+            st.session_state["ann_embed_job"] = ui.start_precompute(frames, around=frame.frame_number).id
+            st.rerun()                            # redraw without the button, with the progress bar
+        if st.session_state.get("ann_embed_job"):
+            embed_progress()
+        ended = st.session_state.pop("ann_embed_ended", None)
+        if ended is not None and ended.status == JobStatus.FAILED:
+            st.error(f"Embedding frames failed: {ui.md(ended.message)}")
+        elif ended is not None and (ended.result or {}).get("failed"):
+            st.warning(f"{ended.result['failed']} frames could not be embedded (a click embeds them).")
+    with st.expander("View", expanded=False):
+        if "ann_canvas_box" not in st.session_state:
+            saved = preferences.get(ctx, "annotate.canvas", DEFAULT_BOX)
+            st.session_state["ann_canvas_box"] = saved if saved in CANVAS_BOXES else DEFAULT_BOX
+        st.selectbox("Canvas size", list(CANVAS_BOXES), key="ann_canvas_box", on_change=save_view_pref,
+                     help="The largest canvas the frame is fitted into (kept for your account); "
+                          "640 × 480 shows the whole frame at 1366x768.")
+        opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="ann_opacity")
+        outline_only = st.toggle("Outlines only", key="ann_outline")
+        show_ids = st.toggle("Mask ids on the frame", value=True, key="ann_show_ids")
+    with st.expander("Hotkeys"):
+        st.markdown("\n".join(f"- **{k}**: {what}" for k, what in HOTKEYS))
+        st.caption("Tools by key:")
+        tool_cols = st.columns(3)
+        for i, (name, (_, key)) in enumerate(TOOLS.items()):
+            tool_cols[i % 3].button(name, key=f"ann_tool_key_{i}", shortcut=key, on_click=set_tool,
+                                    args=(name,), help=f"Tool {name} ({key})")
+
 blind = frame.id in benchmarks.benchmark_frames_for(con, user.name)
 task = next((t for t in queue if t.frame_id == frame.id), None)
-if blind:
-    st.info("Benchmark frame: you see only your own annotations here.")
-
 mask_labels = [lb for lb in labels.list_all(con) if {"mask", "box"} & set(lb.allowed)]
+if task is not None and task.label_ids:           # a benchmark task: its labels only
+    mask_labels = [lb for lb in mask_labels if lb.id in task.label_ids]
 if not mask_labels:
     st.warning("Create a label that allows masks or boxes first.")
     ui.link_to("views/labels.py", "Labels", ":material/label:")
     st.stop()
 
-tool_col, label_col, size_col = st.columns([3, 2, 1])
-tool_name = tool_col.segmented_control("Tool", list(TOOLS), default="+ point", key="ann_tool") or "+ point"
-label = label_col.selectbox("Label", mask_labels, key="ann_label", format_func=lambda lb: lb.name)
-brush = size_col.number_input("Brush px", 2, 200, 20, key="ann_brush")
-label_col.markdown(f"<span style='color:{label.color}'>■</span> {ui.md(label.name)} ({label.kind})",
-                   unsafe_allow_html=True)      # colour is validated #rrggbb; the name is escaped
+
+def save_label_pref() -> None:
+    chosen = st.session_state.get("ann_label")
+    if chosen is not None:
+        preferences.put(ui.ctx(), "annotate.label", chosen.name)
+
+
+names = [lb.name for lb in mask_labels]
+current = st.session_state.get("ann_label")
+if current is None or current.name not in names:   # first run, or a list without it (a task)
+    wanted = preferences.get(ctx, "annotate.label")
+    st.session_state["ann_label"] = mask_labels[names.index(wanted)] if wanted in names else mask_labels[0]
+else:
+    st.session_state["ann_label"] = mask_labels[names.index(current.name)]   # the fresh record
 
 # --- masks on this frame ----------------------------------------------------------------------
 shown_masks = annotations.masks_of(con, frame_ids=[frame.id], annotator=user.name if blind else None)
 hidden: set[int] = st.session_state.setdefault("ann_hidden", set())
-hidden_labels = st.multiselect("Hide labels", sorted({m.label for m in shown_masks}), key="ann_hidden_labels")
+hidden_labels = st.session_state.get("ann_hidden_labels", [])
 visible = [m for m in shown_masks if m.id not in hidden and m.label not in hidden_labels]
+
+# --- the viewport -----------------------------------------------------------------------------
+box_w, box_h = CANVAS_BOXES[st.session_state["ann_canvas_box"]]
+width, height = fit_size(frame.width, frame.height, box_width=box_w, box_height=box_h)
+base = Viewport(frame.width, frame.height, width, height)
+state = st.session_state.get("ann_view")
+view = base
+if state is not None and state[0] == (frame.id, width, height):
+    x0, y0, zoom = state[1]
+    view = Viewport(frame.width, frame.height, width, height, x0, y0, zoom).clamped()
+st.session_state["ann_view"] = ((frame.id, width, height), view.state())
+
+
+def change_view(how: str) -> None:
+    """Zoom / pan buttons (on_click, so the canvas is drawn with the new view at once).  The
+    unsaved clicks are carried over to the new canvas (they are kept in frame pixels)."""
+    (key, (x0, y0, zoom)) = st.session_state["ann_view"]
+    v = Viewport(frame.width, frame.height, key[1], key[2], x0, y0, zoom)
+    moved = {"in": lambda: v.zoomed(ZOOM_STEP), "out": lambda: v.zoomed(1 / ZOOM_STEP),
+             "fit": lambda: Viewport(frame.width, frame.height, key[1], key[2]),
+             "left": lambda: v.panned(-0.5, 0), "right": lambda: v.panned(0.5, 0),
+             "up": lambda: v.panned(0, -0.5), "down": lambda: v.panned(0, 0.5)}[how]()
+    st.session_state["ann_view"] = (key, moved.state())
+    st.session_state["ann_carry"] = st.session_state.get("ann_last_points")
+
 
 preview_key = f"ann_preview_{frame.id}"
 preview: np.ndarray | None = st.session_state.get(preview_key)
 nonce = st.session_state.setdefault("ann_nonce", 0)
-scale = frame.width / CANVAS_WIDTH          # image px per canvas px (small frames are enlarged)
-width, height = round(frame.width / scale), round(frame.height / scale)
-background = annotate.render_frame(settings, frame, visible, preview=preview, preview_color=label.color)
 
+tool_col, label_col, brush_col = st.columns([4.2, 1.6, 0.9], vertical_alignment="bottom")
+tool_name = tool_col.segmented_control(
+    "Tool", list(TOOLS), default="+ point", key="ann_tool", label_visibility="collapsed",
+    help="Hotkeys: " + ", ".join(f"{k} {n}" for n, (_, k) in TOOLS.items())) or "+ point"
+mode_of_tool = TOOLS[tool_name][0]
+label = label_col.selectbox("Label", mask_labels, key="ann_label", format_func=lambda lb: lb.name,
+                            on_change=save_label_pref, label_visibility="collapsed")
+brush = brush_col.number_input("Brush px", 2, 200, 20, key="ann_brush", label_visibility="collapsed",
+                               help="Brush / eraser width in canvas px")
+
+# the canvas column must be at least the canvas's width (an iframe narrower than the canvas clips it)
+canvas_col, right = st.columns([width + 24, 250], gap="small")
+with right:
+    st.markdown(f"<span style='color:{label.color}'>■</span> {ui.md(label.name)} ({label.kind})",
+                unsafe_allow_html=True)      # colour is validated #rrggbb; the name is escaped
+    if blind:
+        st.info("Benchmark frame: you see only your own annotations here.")
+    zooms = st.columns(3, gap="small")
+    for col, (how, text, key, tip) in zip(zooms, [
+            ("in", "+", "I", "Zoom in (I)"), ("out", "−", "O", "Zoom out (O)"),
+            ("fit", "⤢", "0", "Whole frame (0)")]):
+        col.button(text, key=f"ann_zoom_{how}", shortcut=key, help=tip, on_click=change_view,
+                   args=(how,), disabled=(how in ("out", "fit") and view.zoom <= 1.0)
+                   or (how == "in" and view.zoom >= 16), width="stretch")
+    pans = st.columns(4, gap="small")
+    for col, (how, text) in zip(pans, [("left", "←"), ("right", "→"), ("up", "↑"), ("down", "↓")]):
+        col.button(text, key=f"ann_zoom_{how}", help=f"Pan {how}", on_click=change_view,
+                   args=(how,), disabled=view.zoom <= 1.0, width="stretch")
+    st.caption(f"Zoom {view.zoom:g}× · x {view.x0:.0f}–{view.x0 + view.span[0]:.0f}, "
+               f"y {view.y0:.0f}–{view.y0 + view.span[1]:.0f} of {frame.width}×{frame.height}")
+
+background = annotate.render_view(settings, frame, visible, view, preview=preview,
+                                  preview_color=label.color, opacity=opacity,
+                                  outline_only=outline_only, show_ids=show_ids)
 # + and − points share one canvas (their clicks accumulate); the eraser gets its own, so a
-# brush stroke not yet saved is never read as an eraser stroke (and the other way round)
-canvas_kind = "eraser" if tool_name == "eraser" else TOOLS[tool_name]
-left, right = st.columns([5, 2])
-with left:
+# brush stroke not yet saved is never read as an eraser stroke (and the other way round); a
+# new view gets a new canvas, carrying the unsaved clicks over in frame pixels
+canvas_kind = "eraser" if tool_name == "eraser" else mode_of_tool
+carry = st.session_state.get("ann_carry")
+initial = canvas.point_objects(carry[0], carry[1], scale=view.scale, offset=(view.x0, view.y0)) \
+    if carry is not None and mode_of_tool == "point" else None
+view_key = "_".join(f"{v:g}" for v in view.state())
+with canvas_col:
+    from PIL import Image
+
     drawing = st_canvas(
-        # the canvas shows width x height px: send that, not the full frame (a 1280x1024 PNG
-        # took 0.6-2.5 s to encode on every rerun)
-        background_image=Image.fromarray(background).resize((width, height), Image.BILINEAR),
-        width=width, height=height,
-        drawing_mode=TOOLS[tool_name], key=f"ann_canvas_{frame.id}_{nonce}_{canvas_kind}",
+        background_image=Image.fromarray(background), width=width, height=height,
+        drawing_mode=mode_of_tool, initial_drawing=initial,
+        key=f"ann_canvas_{frame.id}_{nonce}_{canvas_kind}_{view_key}",
         fill_color=(canvas.NEGATIVE if tool_name == "− point" else canvas.POSITIVE)
-        if TOOLS[tool_name] == "point" else "rgba(255, 255, 255, 0.15)",
-        stroke_color="white" if TOOLS[tool_name] in ("point", "rect", "polygon") else label.color,
-        stroke_width=int(brush) if TOOLS[tool_name] == "freedraw" else 2,
+        if mode_of_tool == "point" else "rgba(255, 255, 255, 0.15)",
+        stroke_color="white" if mode_of_tool in ("point", "rect", "polygon") else label.color,
+        stroke_width=int(brush) if mode_of_tool == "freedraw" else 2,
         point_display_radius=5, update_streamlit=True)
 json_data = drawing.json_data
+offset = (view.x0, view.y0)
 
 
 def reset_canvas() -> None:
     st.session_state["ann_nonce"] = st.session_state.get("ann_nonce", 0) + 1
     st.session_state.pop(preview_key, None)
     st.session_state.pop("ann_prompt_sig", None)
+    st.session_state.pop("ann_carry", None)
+    st.session_state.pop("ann_last_points", None)
 
 
 def save(mask: np.ndarray, *, source: MaskSource, kind: ShapeKind, prompt: dict) -> None:
@@ -191,11 +347,11 @@ def frame_tags(blind: bool) -> None:
 
 
 # --- prompts -> preview -----------------------------------------------------------------------
-points, signs = canvas.points(json_data, scale=scale)
-boxes = canvas.boxes(json_data, scale=scale)
+points, signs = canvas.points(json_data, scale=view.scale, offset=offset)      # frame pixels
+boxes = canvas.boxes(json_data, scale=view.scale, offset=offset)
+st.session_state["ann_last_points"] = (points, signs) if len(points) else None
 with right:
-    st.markdown("**Prompt**")
-    if TOOLS[tool_name] == "point" or (boxes and tool_name == "box"):
+    if mode_of_tool == "point" or (boxes and tool_name == "box"):
         box = boxes[-1] if boxes else None
         signature = (points.round(1).tobytes(), signs.tobytes(), box)
         if (len(points) or box is not None) and st.session_state.get("ann_prompt_sig") != signature:
@@ -210,20 +366,21 @@ with right:
         prompt = {"points": [[float(x), float(y), int(s)] for (x, y), s in zip(points, signs)],
                   "box": list(box) if box is not None else None, "engine": engine.name}
         if preview is not None and st.button("Accept mask", type="primary", key="ann_accept",
-                                              shortcut="a"):
+                                              shortcut="a", help="Save the previewed mask (A)"):
             save(preview, source=MaskSource.SAM if engine.name.startswith("sam") else MaskSource.MANUAL,
                  kind=ShapeKind.MASK, prompt=prompt)
         if boxes and tool_name == "box" and st.button("Save as box", key="ann_save_box"):
             save(rle.box_to_mask(boxes[-1], frame.height, frame.width), source=MaskSource.MANUAL,
                  kind=ShapeKind.BOX, prompt={"box": list(boxes[-1])})
     elif tool_name == "polygon":
-        shapes = canvas.polygons(json_data, scale=scale)
+        shapes = canvas.polygons(json_data, scale=view.scale, offset=offset)
         st.caption(f"{len(shapes)} closed polygon(s); close one by clicking its first point.")
         if shapes and st.button("Save polygon", type="primary", key="ann_save_polygon"):
             save(rle.polygon_to_mask(shapes[-1], frame.height, frame.width), source=MaskSource.MANUAL,
                  kind=ShapeKind.POLYGON, prompt={"polygon": shapes[-1].round(1).tolist()})
     else:
-        stroke = canvas.brush_mask(json_data, scale=scale, height=frame.height, width=frame.width)
+        stroke = canvas.brush_mask(json_data, scale=view.scale, height=frame.height, width=frame.width,
+                                   offset=offset)
         st.caption(f"{int(stroke.sum())} px painted")
         if tool_name == "brush" and stroke.any() and st.button("Save brush mask", type="primary",
                                                                  key="ann_save_brush"):
@@ -238,39 +395,64 @@ with right:
                                       version=target.version)
                     reset_canvas()
                     st.rerun()
-    if st.button("Clear prompt", key="ann_clear", shortcut="x"):
+    if st.button("Clear prompt", key="ann_clear", shortcut="x", help="Clear the prompt (X)",
+                 width="stretch"):
         reset_canvas()
         st.rerun()
     last = mask_service.undoable(ctx, frame.id)      # the signed-in user's own last action here
-    if last is not None and st.button(f"Undo ({last.action})", key="ann_undo_btn", shortcut="u",
-                                      help="Undo your own last mask action on this frame"):
+    if st.button(f"Undo ({last.action})" if last else "Undo", key="ann_undo_btn", shortcut="u",
+                 disabled=last is None, width="stretch",
+                 help="Undo your own last mask action on this frame (U)"):
         with ui.reported_errors():
             mask_service.undo(ctx, frame.id)
             st.rerun()
-    frame_tags(blind)
+    again = mask_service.redoable(ctx, frame.id)
+    if st.button(f"Redo ({again.action})" if again else "Redo", key="ann_redo_btn", shortcut="y",
+                 disabled=again is None, width="stretch", help="Redo your own last undone mask action here (Y)"):
+        with ui.reported_errors():
+            mask_service.redo(ctx, frame.id)
+            st.rerun()
     if task is not None:
-        st.markdown(f"**Benchmark task** ({task.status})")
-        if st.button("Mark task complete", key="ann_task_done"):
+        st.markdown(f"**Benchmark task** ({task.status}) · {len(queue)} open")
+        if st.button("Complete and next", key="ann_task_done", type="primary", shortcut="m",
+                     help="Mark this task complete and open your next one (M)"):
             with ui.reported_errors():
                 bench_service.complete(ctx, task.benchmark_id, frame_ids=[frame.id])
+                # the queue loses this task: the same index (and mode) now holds the next one
                 st.rerun()
+    frame_tags(blind)
+
 
 # --- mask list --------------------------------------------------------------------------------
-st.subheader(f"Masks on this frame ({len(shown_masks)})")
-for m in shown_masks:
-    c1, c2, c3, c4 = st.columns([4, 1, 1, 1])
-    conf = "" if m.confidence is None else f" · conf {m.confidence:.2f}"
-    flag = " · flagged for review" if m.flagged else ""
-    c1.markdown(f"<span style='color:{m.color}'>■</span> **{ui.md(m.label)}** #{m.id} · {m.kind} · "
-                f"{m.source} · {ui.md(m.annotator)} · {m.area} px{conf}{flag}", unsafe_allow_html=True)
-    shown = c2.checkbox("show", value=m.id not in hidden, key=f"ann_vis_{m.id}")
-    (hidden.discard if shown else hidden.add)(m.id)
-    if ctx.may(Action.MASK_DELETE, owners=[m.annotator]) and c3.button("Delete", key=f"ann_del_{m.id}"):
-        with ui.reported_errors():
-            mask_service.delete(ctx, [m.id], versions={m.id: m.version})
-            st.rerun()
-    if ctx.may(Action.MASK_PROPAGATE, owners=[m.annotator]) and c4.button("Propagate", key=f"ann_prop_{m.id}"):
-        st.session_state["ann_propagate"] = m.id
+def toggle_visible(mask_id: int) -> None:
+    """on_change of a mask's 'show' box: runs before the page, so the canvas hides it at once."""
+    hide: set[int] = st.session_state.setdefault("ann_hidden", set())
+    if st.session_state.get(f"ann_vis_{mask_id}"):
+        hide.discard(mask_id)
+    else:
+        hide.add(mask_id)
+
+
+head, hide_col = st.columns([3, 2], vertical_alignment="bottom")
+head.subheader(f"Masks on this frame ({len(shown_masks)})")
+hide_col.multiselect("Hide labels", sorted({m.label for m in shown_masks}), key="ann_hidden_labels")
+if shown_masks and st.toggle("List the masks", value=True, key="ann_list_open"):
+    for m in shown_masks:
+        c1, c2, c3, c4 = st.columns([4, 1, 1, 1])
+        conf = "" if m.confidence is None else f" · conf {m.confidence:.2f}"
+        flag = " · flagged for review" if m.flagged else ""
+        c1.markdown(f"<span style='color:{m.color}'>■</span> **{ui.md(m.label)}** #{m.id} · {m.kind} · "
+                    f"{m.source} · {ui.md(m.annotator)} · {m.area} px{conf}{flag}",
+                    unsafe_allow_html=True)
+        c2.checkbox("show", value=m.id not in hidden, key=f"ann_vis_{m.id}",
+                    on_change=toggle_visible, args=(m.id,))
+        if ctx.may(Action.MASK_DELETE, owners=[m.annotator]) and c3.button("Delete", key=f"ann_del_{m.id}"):
+            with ui.reported_errors():
+                mask_service.delete(ctx, [m.id], versions={m.id: m.version})
+                st.rerun()
+        if ctx.may(Action.MASK_PROPAGATE, owners=[m.annotator]) and c4.button("Propagate",
+                                                                             key=f"ann_prop_{m.id}"):
+            st.session_state["ann_propagate"] = m.id
 
 annotate_panels.show(ctx, frame, shown_masks, blind=blind)
 

@@ -1,4 +1,4 @@
-"""Mask actions of the annotation page and the CLI: save, edit (eraser), delete, undo,
+"""Mask actions of the annotation page and the CLI: save, edit (eraser), delete, undo, redo,
 propagate, import.  Each checks the actor's role (annotators: only their own masks), does the
 work through ``endolite.annotate`` and writes the audit entry; the user's own mask actions per
 frame are kept in ``mask_history`` so undo only ever reverts the acting user's own last action.
@@ -139,6 +139,38 @@ def undo(ctx: Ctx, frame_id: int) -> history.MaskAction | None:
         history.mark_undone(ctx.con, step.id)
     ctx.record(Action.MASK_UNDO, entity="mask", entity_id=None, frame_id=frame_id,
                undone=step.action, deleted=list(step.added), restored=list(step.removed))
+    return step
+
+
+def redoable(ctx: Ctx, frame_id: int) -> history.MaskAction | None:
+    """The acting user's own last undone mask action on ``frame_id`` that redo would re-apply
+    (None once they have made a new action there since)."""
+    return history.last_undone(ctx.con, frame_id=frame_id, username=ctx.actor.name)
+
+
+def redo(ctx: Ctx, frame_id: int) -> history.MaskAction | None:
+    """Re-apply the acting user's own last undone mask action on ``frame_id`` (None: nothing to
+    redo): the masks it created come back and those it deleted go again.  Audited as
+    ``mask.undo`` with ``redo=True`` (the same permission as undo); if another user has changed
+    those masks since, raises Conflict and changes nothing."""
+    ctx.check(Action.MASK_UNDO)
+    step = redoable(ctx, frame_id)
+    if step is None:
+        return None
+    with transaction(ctx.con, what="redo"):
+        states = store.mask_states(ctx.con, [*step.added, *step.removed])
+        for i in step.added:
+            if i in states and not states[i]["deleted"]:
+                raise Conflict(f"cannot redo: mask {i} is already back")
+        for i in step.removed:
+            if states.get(i, {}).get("deleted"):
+                raise Conflict(f"cannot redo: mask {i} was deleted by "
+                               f"{states[i]['deleted_by'] or 'someone'} since")
+        annotate.restore_masks(ctx.con, list(step.added), by=ctx.actor.name)
+        annotate.delete_masks(ctx.con, list(step.removed), by=ctx.actor.name, reason="redo")
+        history.mark_redone(ctx.con, step.id)
+    ctx.record(Action.MASK_UNDO, entity="mask", entity_id=None, frame_id=frame_id, redo=True,
+               redone=step.action, restored=list(step.added), deleted=list(step.removed))
     return step
 
 

@@ -42,3 +42,24 @@ def last(con: duckdb.DuckDBPyConnection, *, frame_id: int, username: str) -> Mas
 
 def mark_undone(con: duckdb.DuckDBPyConnection, action_id: int) -> None:
     con.execute("UPDATE mask_history SET undone = TRUE WHERE id = ?", [action_id])
+
+
+def _action(r: dict) -> MaskAction:
+    return MaskAction(id=r["id"], frame_id=r["frame_id"], username=r["username"], action=r["action"],
+                      added=tuple(r["added"]), removed=tuple(r["removed"]))
+
+
+def last_undone(con: duckdb.DuckDBPyConnection, *, frame_id: int, username: str) -> MaskAction | None:
+    """The user's action on the frame that redo would re-apply: the most recently undone one,
+    and only while no newer action of theirs is live (a new action after undo clears redo).
+    Undo walks down the stack, so that is the lowest undone id above the newest live one."""
+    rows = fetch_dicts(
+        con, "SELECT * FROM mask_history WHERE frame_id = ? AND username = ? AND undone "
+             "AND id > coalesce((SELECT max(id) FROM mask_history WHERE frame_id = ? "
+             "AND username = ? AND NOT undone), -1) ORDER BY id ASC LIMIT 1",
+        [frame_id, username, frame_id, username])
+    return _action(rows[0]) if rows else None
+
+
+def mark_redone(con: duckdb.DuckDBPyConnection, action_id: int) -> None:
+    con.execute("UPDATE mask_history SET undone = FALSE WHERE id = ?", [action_id])

@@ -1,4 +1,4 @@
-"""Allocator settings for SAM's big tensors and the encoder precision choice."""
+"""Allocator settings for SAM's big tensors (the precision choice: test_segment_precision.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import sys
 import pytest
 
 from endolite import allocator
-from endolite.segment import sam
 
 
 def test_environment_adds_one_arena_but_keeps_what_the_user_set():
@@ -19,13 +18,3 @@ def test_environment_adds_one_arena_but_keeps_what_the_user_set():
 def test_thresholds_are_accepted_and_applying_twice_is_harmless():
     assert allocator.keep_large_allocations() is True
     assert allocator.keep_large_allocations() is True
-
-
-def test_auto_precision_is_float32_without_amx_tiles(monkeypatch):
-    monkeypatch.setattr(sam, "_has_amx_bf16", lambda: False)
-    assert sam.resolve_precision("auto") == "fp32"
-    monkeypatch.setattr(sam, "_has_amx_bf16", lambda: True)
-    assert sam.resolve_precision("auto") == ("bf16" if sam._bf16_supported() else "fp32")
-    assert sam.resolve_precision("bf16") == "bf16"
-    with pytest.raises(Exception, match="precision"):
-        sam.resolve_precision("fp8")

@@ -203,7 +203,7 @@ def test_sam_predict_shapes(tiny_model, tmp_path):
 
 
 def test_sam_bf16_and_fp32_embeddings_agree(tiny_model):
-    from endolite.segment.sam import _bf16_supported
+    from endolite.segment.precision import bf16_supported as _bf16_supported
 
     frame, _ = next(moving_disc_frames(1, height=144, width=192))
     engine = _sam(tiny_model, None, precision="fp32")

@@ -9,16 +9,15 @@ the model type).  Files are written under a temporary name and moved into place.
 Speed: the encoder's big attention maps are kept in the heap (:mod:`endolite.allocator`), which
 alone takes a vit_b float32 embedding on the 2-core lab CPU from 13-21 s (warm runs of
 segment-anything as shipped, in the same process) to about 6.4 s (bench/sam_click.py: 0.48x).
-Precision: ``"bf16"`` runs the encoder under ``torch.autocast("cpu", dtype=torch.bfloat16)``
-(masks agree with float32 at IoU >= 0.997).  ``"auto"`` picks it only where it is faster, i.e.
-on CPUs with AMX bfloat16 tiles (oneDNN check plus a trial op); with AVX-512 BF16 alone it was
-slower than float32 once the allocator was fixed (about 9 s against 6 s), so "auto" means
-float32 there.  bench/sam_click.py measures all of it in one run.  The decoder always runs in
-float32.
+Precision: ``"bf16"`` runs the encoder under ``torch.autocast("cpu", dtype=torch.bfloat16)``;
+``"auto"`` is measured on the machine, once per machine and model
+(:mod:`endolite.segment.precision`): the first frame this engine embeds is embedded both ways,
+the faster precision whose masks agree (IoU >= 0.99) is kept in ``<cache_dir>/sam/precision/``
+and later engines read it.  The decoder always runs in float32.
 
-Checkpoints are only read from a local path (``sam_model_registry[model_type](checkpoint=path)``);
-nothing here downloads anything.  ``build_tiny_sam`` makes a small randomly initialised SAM with
-a consistent geometry (256 px input, 16 x 16 embedding, 64 x 64 low-res masks) for tests.
+Checkpoints are only read from a local path (:mod:`endolite.segment.sam_models`); nothing here
+downloads anything.  ``build_tiny_sam`` makes a small randomly initialised SAM for tests;
+background precomputation lives in :mod:`endolite.segment.precompute` (re-exported here).
 """
 
 from __future__ import annotations
@@ -26,8 +25,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,102 +34,15 @@ import numpy as np
 from endolite.allocator import keep_large_allocations
 from endolite.errors import InvalidInput
 from endolite.segment.base import Embedding, check_image, check_prompt, image_key
+from endolite.segment.precision import (PRECISIONS, Calibration, calibrate, check_precision,
+                                        load_calibration, machine_id, save_calibration)
+from endolite.segment.precompute import FrameToEmbed, PrecomputeResult, nearest_first, precompute
+from endolite.segment.sam_models import MODEL_TYPES, build_tiny_sam, load_sam
 
-MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
-PRECISIONS = ("auto", "bf16", "fp32")
+__all__ = ["MODEL_TYPES", "PRECISIONS", "FrameToEmbed", "PrecomputeResult", "SamSegmenter",
+           "build_tiny_sam", "load_sam", "nearest_first", "precompute"]
+
 MASK_INPUT_LOGIT = 8.0          # |logit| given to a binary mask_input (SAM expects logits)
-
-
-def _bf16_supported() -> bool:
-    """True when bfloat16 autocast on this CPU is supported by oneDNN and actually runs."""
-    import torch
-
-    try:
-        if not torch.backends.mkldnn.is_available():
-            return False
-        check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-        if check is not None and not check():
-            return False
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            a = torch.ones(8, 8)
-            out = torch.nn.functional.linear(a, a)
-        return out.dtype == torch.bfloat16 and bool(torch.isfinite(out.float()).all())
-    except Exception:  # noqa: BLE001 - any failure means: use float32
-        return False
-
-
-def _has_amx_bf16() -> bool:
-    """True when the CPU advertises AMX bfloat16 tiles (Linux /proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return "amx_bf16" in line.split()
-    except OSError:
-        pass
-    return False
-
-
-def resolve_precision(precision: str) -> str:
-    """"auto" -> "bf16" where it is the faster form (AMX bf16 and supported), else "fp32";
-    "bf16"/"fp32" pass through (validated)."""
-    if precision not in PRECISIONS:
-        raise InvalidInput(f"precision {precision!r}: use one of {PRECISIONS}")
-    if precision == "auto":
-        return "bf16" if _has_amx_bf16() and _bf16_supported() else "fp32"
-    return precision
-
-
-def load_sam(model_type: str, checkpoint: str | os.PathLike[str] | None) -> Any:
-    """A SAM model in eval mode: ``checkpoint`` read from disk, or random weights when None."""
-    import torch
-    from segment_anything import sam_model_registry
-
-    if model_type not in MODEL_TYPES:
-        raise InvalidInput(f"SAM model type {model_type!r}: use one of {MODEL_TYPES}")
-    if checkpoint is None:
-        model = sam_model_registry[model_type]()
-    else:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise InvalidInput(f"SAM checkpoint {path} does not exist")
-        model = sam_model_registry[model_type]()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise InvalidInput(f"{path.name} is not a SAM {model_type} checkpoint "
-                               f"(name the file after its model: sam_vit_b/l/h_*.pth): {exc}") from exc
-    return model.eval()
-
-
-def build_tiny_sam(seed: int = 0) -> Any:
-    """A tiny randomly initialised SAM for tests: 256 px input, patch 16 -> 16 x 16 x 32
-    embedding, 2 encoder blocks of width 64, prompt dim 32, low-res masks 64 x 64."""
-    from functools import partial
-
-    import torch
-    from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam,
-                                           TwoWayTransformer)
-
-    torch.manual_seed(seed)
-    img_size, patch, dim = 256, 16, 32
-    model = Sam(
-        image_encoder=ImageEncoderViT(
-            img_size=img_size, patch_size=patch, embed_dim=64, depth=2, num_heads=2, mlp_ratio=2,
-            out_chans=dim, qkv_bias=True, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            use_rel_pos=True, window_size=4, global_attn_indexes=(1,)),
-        prompt_encoder=PromptEncoder(
-            embed_dim=dim, image_embedding_size=(img_size // patch, img_size // patch),
-            input_image_size=(img_size, img_size), mask_in_chans=4),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=1, embedding_dim=dim, mlp_dim=64, num_heads=2),
-            transformer_dim=dim, iou_head_depth=2, iou_head_hidden_dim=32),
-        pixel_mean=[123.675, 116.28, 103.53],
-        pixel_std=[58.395, 57.12, 57.375],
-    )
-    return model.eval()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -147,7 +58,9 @@ class SamSegmenter:
     ``checkpoint``: local ``.pth`` path (None with ``model=None`` means random weights, for
     benchmarks only).  ``model``: an already built ``Sam`` (tests).  ``cache_dir``: the data
     directory's ``cache`` folder (embeddings go to ``cache_dir/sam/<model_type>/``); None keeps
-    embeddings in memory only.  ``precision``: "auto" | "bf16" | "fp32" for the encoder.
+    embeddings in memory only.  ``precision``: "auto" | "bf16" | "fp32" for the encoder ("auto":
+    measured once per machine and model, see :attr:`calibration`; stored under
+    ``cache_dir/sam/precision/``, or kept in this engine only without a cache).
     ``threads``: torch threads for the encoder (None: torch's default).  ``decoder_threads``:
     torch threads while a click is decoded (default 1: the decoder's ops are small, and on a
     busy 2-core machine two threads made a click take ~1 s instead of ~0.15 s; None keeps the
@@ -159,11 +72,13 @@ class SamSegmenter:
                  model: Any = None, threads: int | None = None, decoder_threads: int | None = 1):
         if model is None and model_type not in MODEL_TYPES:
             raise InvalidInput(f"SAM model type {model_type!r}: use one of {MODEL_TYPES}")
-        if precision not in PRECISIONS:
-            raise InvalidInput(f"precision {precision!r}: use one of {PRECISIONS}")
+        check_precision(precision)
         self.model_type = model_type
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.cache_dir = Path(cache_dir) / "sam" / model_type if cache_dir is not None else None
+        self.calibration_dir = Path(cache_dir) / "sam" if cache_dir is not None else None
+        self.calibration: Calibration | None = None     # set once "auto" has been resolved
+        self._requested = precision
         self._precision = precision
         self._model = model
         self._threads = threads
@@ -172,8 +87,10 @@ class SamSegmenter:
         self.name = f"sam:{model_type}"
         source = self.checkpoint.name if self.checkpoint else ("given model" if model is not None
                                                                 else "random weights")
+        self._source = source
         self.description = f"SAM {model_type} ({source})"
-        self.encoder_runs = 0       # how many times the image encoder ran (cache misses)
+        self.encoder_runs = 0       # frames embedded by embed() (cache misses)
+        self.calibration_runs = 0   # encoder runs spent measuring the precision
 
     # -- model -------------------------------------------------------------------------------
     @property
@@ -183,11 +100,65 @@ class SamSegmenter:
         return self._model
 
     @property
+    def model_label(self) -> str:
+        """What a precision calibration is valid for: the model type and its weights."""
+        return f"{self.model_type} ({self._source})"
+
+    @property
     def precision(self) -> str:
-        """The encoder's precision actually used ("bf16" or "fp32")."""
+        """The encoder's precision actually used ("bf16" or "fp32").  "auto" is resolved from
+        the stored calibration, else by calibrating on a synthetic frame (prefer
+        :meth:`calibrate` with a real frame; :meth:`embed` does that on its first frame)."""
         if self._precision == "auto":
-            self._precision = resolve_precision("auto")
+            self.calibrate()
         return self._precision
+
+    def stored_calibration(self) -> Calibration | None:
+        """This machine's stored calibration for this model, or None."""
+        if self.calibration_dir is None:
+            return None
+        return load_calibration(self.calibration_dir, machine_id(self._threads), self.model_label)
+
+    def calibrate(self, image: np.ndarray | None = None, *, force: bool = False,
+                  runs: int | None = None) -> Calibration:
+        """Resolve "auto": reuse the stored calibration, or measure both precisions on
+        ``image`` ``(H, W, 3) uint8`` (None: a synthetic frame) and store the result.
+        ``force`` measures again.  Returns the calibration (also in :attr:`calibration`)."""
+        self._calibrate(image, key=None, force=force, runs=runs)
+        assert self.calibration is not None
+        return self.calibration
+
+    def _calibrate(self, image: np.ndarray | None, *, key: str | None, force: bool = False,
+                   runs: int | None = None) -> dict[str, Embedding]:
+        """As :meth:`calibrate`; returns the embeddings measured (empty when reused)."""
+        if not force:
+            found = self.calibration or self.stored_calibration()
+            if found is not None:
+                self.calibration = found
+                if self._requested == "auto":
+                    self._precision = found.choice
+                return {}
+        if image is None:
+            from endolite.synthetic import moving_disc_frames
+
+            image, _ = next(moving_disc_frames(1, height=480, width=640))
+        image = check_image(image)
+        key = key or image_key(image)
+        def embed(mode: str) -> Embedding:
+            self.calibration_runs += 1
+            return self.compute_embedding(image, key=key, precision=mode)
+
+        measured, embeddings = calibrate(
+            embed,
+            lambda emb, points, labels: self.predict(emb, points, labels)[0],
+            image_size=image.shape[:2], machine=machine_id(self._threads),
+            model=self.model_label, **({"runs": runs} if runs else {}))
+        if self.calibration_dir is not None:
+            save_calibration(self.calibration_dir, measured)
+        self.calibration = measured
+        if self._requested == "auto":
+            self._precision = measured.choice
+        return embeddings
 
     @property
     def img_size(self) -> int:
@@ -243,7 +214,12 @@ class SamSegmenter:
         hit = self.cached(key)
         if hit is not None and hit.image_size == image.shape[:2]:
             return hit
-        embedding = self.compute_embedding(image, key=key)
+        embedding = None
+        if self._precision == "auto":      # first frame: measure on it (once per machine)
+            embedding = self._calibrate(image, key=key).get(self._precision)
+        if embedding is None or embedding.key != key:
+            embedding = self.compute_embedding(image, key=key)
+        self.encoder_runs += 1
         self._store(embedding)
         return embedding
 
@@ -255,7 +231,9 @@ class SamSegmenter:
 
         image = check_image(image)
         keep_large_allocations()
-        mode = resolve_precision(precision) if precision else self.precision
+        mode = check_precision(precision) if precision else self.precision
+        if mode == "auto":
+            mode = self.precision
         if self._threads:
             torch.set_num_threads(self._threads)
         model = self.model
@@ -268,7 +246,6 @@ class SamSegmenter:
                     features = model.image_encoder(x)
             else:
                 features = model.image_encoder(x)
-        self.encoder_runs += 1
         array = features[0].float().numpy().astype(np.float16)
         return Embedding(self.name, key or image_key(image), image.shape[:2], resized.shape[:2],
                          array, mode)
@@ -365,63 +342,3 @@ class SamSegmenter:
         small = cv2.resize(padded, (low, low), interpolation=cv2.INTER_AREA)
         logits = np.where(small >= 0.5, MASK_INPUT_LOGIT, -MASK_INPUT_LOGIT).astype(np.float32)
         return torch.from_numpy(logits)[None, None]
-
-
-# --- background precomputation ----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class FrameToEmbed:
-    """A frame for :func:`precompute`: ``key`` its sha256, ``index`` its position (frame number,
-    for nearest-first order), ``load`` returns its ``(H, W, 3) uint8`` RGB pixels."""
-
-    key: str
-    index: int
-    load: Callable[[], np.ndarray]
-
-
-@dataclass(frozen=True)
-class PrecomputeResult:
-    computed: int
-    cached: int
-    failed: tuple[tuple[str, str], ...]      # (key, reason)
-    stopped: bool = False
-
-
-def nearest_first(frames: Iterable[FrameToEmbed], around: int | None) -> list[FrameToEmbed]:
-    """Frames ordered by distance to frame number ``around`` (ties: earlier first); unchanged
-    order when ``around`` is None."""
-    items = list(frames)
-    if around is None:
-        return items
-    return sorted(items, key=lambda f: (abs(f.index - around), f.index))
-
-
-def precompute(engine: Any, frames: Iterable[FrameToEmbed], progress: Callable[[int, int], None] | None = None,
-               *, around: int | None = None, should_stop: Callable[[], bool] | None = None
-               ) -> PrecomputeResult:
-    """Embed every frame not yet cached, nearest to ``around`` first (for a background job).
-
-    ``engine`` needs ``embed`` and ``is_cached`` (engines without a cache, like the classical
-    one, have nothing to precompute: every frame counts as cached).  ``progress(done, total)``
-    is called after each frame; ``should_stop()`` returning True ends the loop early.  A frame
-    that fails to load or embed is reported in ``failed`` and the loop goes on.
-    """
-    ordered = nearest_first(frames, around)
-    total = len(ordered)
-    is_cached = getattr(engine, "is_cached", None)
-    computed = cached = 0
-    failed: list[tuple[str, str]] = []
-    for done, frame in enumerate(ordered, start=1):
-        if should_stop is not None and should_stop():
-            return PrecomputeResult(computed, cached, tuple(failed), stopped=True)
-        if is_cached is None or is_cached(frame.key):
-            cached += 1
-        else:
-            try:
-                engine.embed(frame.load(), key=frame.key)
-                computed += 1
-            except Exception as exc:  # noqa: BLE001 - report and continue with the next frame
-                failed.append((frame.key, str(exc) or type(exc).__name__))
-        if progress is not None:
-            progress(done, total)
-    return PrecomputeResult(computed, cached, tuple(failed))

@@ -1,0 +1,304 @@
+"""Annotate page server time: switching frame, and a + click's preview with a cached SAM
+embedding, with 0 and with 100 masks on the sequence (issue #11 targets: < 0.3 s and < 0.2 s).
+
+    python bench/annotate_speed.py [--frames 30] [--masks 100] [--repeat 9]
+                                   [--width 1280 --height 1024] [--model vit_b|tiny]
+
+Measures the server-side calls one rerun of views/annotate.py makes, through the core
+functions it calls (not the page itself; Streamlit's own element serialisation is not
+counted), in one process on one data directory:
+
+* ``switch_frame``: what a "Next ▶" rerun does: the benchmark queue and blind-frame set, the
+  frame list (``media.FramePages``: count + the page of the frame), labels, the frame's masks
+  (``annotations.masks_of``), the canvas background (``annotate.render_view`` at the default
+  640 x 480 box) and its PNG data URL as streamlit-drawable-canvas makes it, undo / redo
+  state, the frame's tags, the sequence timeline (``endolite.timeline.build`` +
+  ``position_of``), the review strip's counts and, with SAM active, the page's "N of M frames
+  embedded" count (``engine.is_cached`` over the sequence);
+* ``click_preview``: a + click on a frame whose embedding is in the disk cache: loading it
+  (``SamSegmenter.cached``; the page keeps it in memory afterwards, so ``decoder_only_s`` is
+  a later click), SAM's prompt encoder + mask decoder (``predict``), then the rerun the page
+  makes to draw the preview (everything in ``switch_frame`` again, with the preview drawn).
+
+Each figure is the median of ``--repeat`` runs after one warm-up, each run on the next frame
+of the sequence; ``parts`` gives each call's median so the slow one shows.  The reference
+measured in the same run is reading the frame's image file (``image_read_s``; every rerun
+does it) and ratios are given against it, and between 100 and 0 masks.  The SAM decoder uses
+random ``--model`` weights (vit_b: the real decoder's cost) with a random float16 embedding
+stored in the cache, so no encoder runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from endolite import annotate  # noqa: E402
+from endolite import timeline as tl_data  # noqa: E402
+from endolite.benchmark import service as bench  # noqa: E402
+from endolite.config import Settings  # noqa: E402
+from endolite.ingest import ingest_paths  # noqa: E402
+from endolite.media import read_image, write_image_atomic  # noqa: E402
+from endolite.records import MaskSource, Role  # noqa: E402
+from endolite.services import Actor, Ctx  # noqa: E402
+from endolite.services import masks as mask_service  # noqa: E402
+from endolite.storage import annotations, benchmarks, connect, labels, media, users  # noqa: E402
+from endolite.storage import tags as tag_store  # noqa: E402
+from endolite.synthetic import disc_mask  # noqa: E402
+from endolite.zoom import Viewport, fit_size  # noqa: E402
+
+USER = "bench"
+CANVAS_BOX = (640, 480)          # views/annotate.py DEFAULT_BOX
+REAL = ROOT.parent / "shared" / "data" / "real" / "images"
+
+
+def emit(**fields) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def canvas_data_url(background: np.ndarray) -> str:
+    """The background as streamlit-drawable-canvas sends it: its ``_resolve_background_image_url``
+    (RGBA PNG, md5 for its cache, base64 data URL), written out here because the component
+    cannot be imported outside a Streamlit server."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(background).convert("RGBA").save(buf, format="PNG")
+    raw = buf.getvalue()
+    hashlib.md5(raw).hexdigest()
+    return "data:image/png;base64," + base64.b64encode(raw).decode("ascii")
+
+
+def sample_frames(count: int, *, width: int, height: int):
+    """``count`` RGB frames: the real polyp images of ../shared/data/real/images resized (PNG
+    cost depends on content: noise would be the worst case), else a smooth synthetic scene."""
+    import cv2
+
+    real = sorted(REAL.glob("*.jpg")) + sorted(REAL.glob("*.tif")) if REAL.is_dir() else []
+    for i in range(count):
+        if real:
+            image = read_image(real[i % len(real)])
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+            if i >= len(real):                # distinct files (identical ones are one frame)
+                image = np.roll(image, i, axis=1)
+        else:
+            from endolite.synthetic import moving_disc_frames
+
+            image = next(moving_disc_frames(1, height=height, width=width, seed=i))[0]
+        yield image
+
+
+def make_project(tmp: Path, *, frames: int, width: int, height: int):
+    """A data dir with one image group of ``frames`` distinct JPEG frames and four labels."""
+    settings = Settings.resolve(tmp / "data")
+    con = connect(settings)
+    users.add(con, USER, Role.ANNOTATOR, "x")
+    folder = tmp / "frames"
+    folder.mkdir()
+    for i, image in enumerate(sample_frames(frames, width=width, height=height)):
+        write_image_atomic(folder / f"frame{i:04d}.jpg", image)
+    [group] = ingest_paths(con, settings, [folder], user=USER)
+    for i, colour in enumerate(("#e6194b", "#3cb44b", "#4363d8", "#f58231")):
+        labels.add(con, f"label{i}", color=colour)
+    return settings, con, group.id
+
+
+def add_masks(con, settings, frame_ids: list[int], count: int, *, width: int, height: int) -> None:
+    """``count`` masks spread over the frames; every third one propagated (some flagged), as
+    the review strip and the timeline count them."""
+    rng = np.random.default_rng(1)
+    for i in range(count):
+        cx, cy = rng.uniform(100, width - 100), rng.uniform(100, height - 100)
+        mask = disc_mask(height, width, cx, cy, rng.uniform(30, 150))
+        propagated = i % 3 == 2
+        item = annotate.NewMask(frame_id=frame_ids[i % len(frame_ids)], mask=mask,
+                                source=MaskSource.PROPAGATED if propagated else MaskSource.MANUAL,
+                                confidence=0.8 if propagated else None,
+                                flagged=propagated and i % 2 == 0)
+        annotate.save_mask(con, settings, item, label=f"label{i % 4}", annotator=USER)
+
+
+class Page:
+    """The page's server calls for one frame, each timed into ``parts``."""
+
+    def __init__(self, ctx: Ctx, group_id: int, engine=None):
+        self.ctx, self.group_id, self.engine = ctx, group_id, engine
+        self.parts: dict[str, list[float]] = {}
+        self.alternative: list[float] = []      # the background as JPEG (not in the total)
+
+    def _t(self, name: str, work: Callable):
+        start = time.perf_counter()
+        out = work()
+        self.parts.setdefault(name, []).append(time.perf_counter() - start)
+        return out
+
+    def rerun(self, index: int, *, preview: np.ndarray | None = None) -> float:
+        """One rerun of the page showing frame ``index``; returns its seconds."""
+        con, settings, name = self.ctx.con, self.ctx.settings, self.ctx.actor.name
+        start = time.perf_counter()
+        t = self._t
+        t("tasks_for", lambda: bench.tasks_for(con, name))
+        frames = t("frame_pages", lambda: media.FramePages(con, group_id=self.group_id,
+                                                             include_context=False))
+        frame = t("frame_pages", lambda: (len(frames), frames[index])[1])
+        if self.engine is not None:      # "N of M frames embedded" (SAM only)
+            t("sam_is_cached_count", lambda: sum(self.engine.is_cached(f.sha256) for f in frames))
+        t("blind_frames", lambda: benchmarks.benchmark_frames_for(con, name))
+        t("labels", lambda: labels.list_all(con))
+        shown = t("masks_of", lambda: annotations.masks_of(con, frame_ids=[frame.id]))
+        cw, ch = fit_size(frame.width, frame.height, box_width=CANVAS_BOX[0], box_height=CANVAS_BOX[1])
+        view = Viewport(frame.width, frame.height, cw, ch)
+        background = t("render_view", lambda: annotate.render_view(
+            settings, frame, shown, view, preview=preview, preview_color="#ffffff",
+            opacity=0.45, outline_only=False, show_ids=True))
+        t("canvas_png", lambda: canvas_data_url(background))
+        self.alternative.append(_seconds(lambda: jpeg_data_url(background)))
+        t("undo_redo", lambda: (mask_service.undoable(self.ctx, frame.id),
+                                mask_service.redoable(self.ctx, frame.id)))
+        t("tags", lambda: (tag_store.tags_of(con, [frame.id]), tag_store.tag_names(con)))
+        t("timeline", lambda: (tl_data.build(con, group_id=self.group_id, include_context=False),
+                               tl_data.position_of(con, frame.frame_number, group_id=self.group_id,
+                                                   include_context=False)))
+        t("review_counts", lambda: annotations.review_counts(con, group_id=self.group_id))
+        return time.perf_counter() - start
+
+
+def _seconds(work: Callable) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def jpeg_data_url(background: np.ndarray) -> str:
+    """An alternative the page could send: JPEG quality 90 bytes (st_canvas takes bytes)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(background).save(buf, format="JPEG", quality=90)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def measure(ctx: Ctx, group_id: int, frames: list, engine, embeddings: dict, *, repeat: int,
+            masks: int) -> dict[str, float]:
+    """switch_frame and click_preview medians (one warm-up run each, then ``repeat``)."""
+    settings = ctx.settings
+    page = Page(ctx, group_id, engine)
+    switch, reads = [], []
+    for run in range(repeat + 1):
+        index = run % len(frames)
+        seconds = page.rerun(index)
+        start = time.perf_counter()
+        read_image(settings.absolute(frames[index].path))
+        if run:
+            switch.append(seconds)
+            reads.append(time.perf_counter() - start)
+    switch_parts = {k: round(median(v[1:]), 4) for k, v in page.parts.items()}
+    jpeg_s = median(page.alternative[1:])
+
+    rng = np.random.default_rng(2)
+    page = Page(ctx, group_id, engine)
+    clicks, loads, decodes = [], [], []
+    for run in range(repeat + 1):
+        index = run % len(frames)
+        frame = frames[index]
+        x, y = rng.uniform(0, frame.width), rng.uniform(0, frame.height)
+        start = time.perf_counter()
+        embedding = engine.cached(frame.sha256)          # first click on this frame
+        loaded = time.perf_counter()
+        candidates, scores = engine.predict(embedding, [[x, y]], [1])
+        decoded = time.perf_counter()
+        preview = candidates[int(np.argmax(scores))]
+        page.rerun(index, preview=preview)              # st.rerun() to draw the preview
+        if run:
+            clicks.append(time.perf_counter() - start)
+            loads.append(loaded - start)
+            decodes.append(decoded - loaded)
+    click_parts = {k: round(median(v[1:]), 4) for k, v in page.parts.items()}
+    image_read = median(reads)
+    out = {"switch_frame_s": median(switch), "click_preview_s": median(clicks),
+           "image_read_s": image_read}
+    emit(measure="switch_frame", masks_on_sequence=masks, frames=len(frames),
+         median_s=round(out["switch_frame_s"], 4),
+         p95_s=round(sorted(switch)[int(0.95 * (len(switch) - 1))], 4),
+         over_image_read=round(out["switch_frame_s"] / image_read, 2),
+         image_read_s=round(image_read, 4), target_s=0.3,
+         within_target=out["switch_frame_s"] < 0.3, parts=switch_parts,
+         canvas_as_jpeg_s=round(jpeg_s, 4),
+         canvas_jpeg_over_png=round(jpeg_s / switch_parts["canvas_png"], 3))
+    emit(measure="click_preview", masks_on_sequence=masks, model=engine.model_type,
+         median_s=round(out["click_preview_s"], 4),
+         p95_s=round(sorted(clicks)[int(0.95 * (len(clicks) - 1))], 4),
+         embedding_load_s=round(median(loads), 4), decoder_only_s=round(median(decodes), 4),
+         rerun_with_preview_s=round(median(clicks) - median(loads) - median(decodes), 4),
+         over_image_read=round(out["click_preview_s"] / image_read, 2), target_s=0.2,
+         within_target=out["click_preview_s"] < 0.2, parts=click_parts)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--masks", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=1024)
+    parser.add_argument("--model", default="vit_b", choices=("vit_b", "tiny"))
+    args = parser.parse_args(argv)
+    import torch
+
+    from endolite.segment.sam import SamSegmenter, build_tiny_sam, load_sam
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings, con, group_id = make_project(Path(tmp), frames=args.frames, width=args.width,
+                                               height=args.height)
+        actor = Actor.of(users.get_by_name(con, USER))
+        ctx = Ctx(con=con, settings=settings, actor=actor)
+        frames = media.frames_of(con, group_id=group_id)
+        model = build_tiny_sam() if args.model == "tiny" else load_sam(args.model, None)
+        engine = SamSegmenter(args.model, model=model, cache_dir=settings.cache_dir, precision="fp32")
+        channels, side = (32, 16) if args.model == "tiny" else (256, 64)
+        rng = np.random.default_rng(3)
+        input_size = tuple(round(v * engine.img_size / max(args.height, args.width))
+                           for v in (args.height, args.width))
+        from endolite.segment.base import Embedding
+
+        for frame in frames:                     # what precompute leaves in the cache
+            features = rng.normal(0, 0.5, (channels, side, side)).astype(np.float16)
+            engine._store(Embedding(engine.name, frame.sha256, (frame.height, frame.width),
+                                    input_size, features, "fp32"))
+        results = {}
+        for count in (0, args.masks):
+            if count:
+                add_masks(con, settings, [f.id for f in frames], count, width=args.width,
+                          height=args.height)
+            results[count] = measure(ctx, group_id, frames, engine, {}, repeat=args.repeat,
+                                     masks=count)
+        zero, many = results[0], results[args.masks]
+        emit(measure="masks_effect", masks=args.masks, torch_threads=torch.get_num_threads(),
+             switch_frame_ratio=round(many["switch_frame_s"] / zero["switch_frame_s"], 2),
+             click_preview_ratio=round(many["click_preview_s"] / zero["click_preview_s"], 2),
+             size=f"{args.width}x{args.height}")
+        con.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

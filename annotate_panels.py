@@ -78,8 +78,9 @@ def job_progress() -> None:
     if job.status == JobStatus.FAILED:
         st.session_state[FLASH] = ("error", f"Propagation failed: {ui.md(job.message)}", time.monotonic())
     else:
+        at = f" at {job.updated_at:%H:%M:%S}" if job.updated_at else ""
         st.session_state[FLASH] = ("success", f"Propagation done: {job.result.get('made', 0)} masks "
-                                              f"({job.result.get('flagged', 0)} flagged for review).",
+                                              f"({job.result.get('flagged', 0)} flagged for review){at}.",
                                    time.monotonic())
     st.session_state.pop("ann_job", None)
     st.rerun()

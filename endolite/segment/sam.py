@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ class SamSegmenter:
         self.cache_dir = Path(cache_dir) / "sam" / model_type if cache_dir is not None else None
         self.calibration_dir = Path(cache_dir) / "sam" if cache_dir is not None else None
         self.calibration: Calibration | None = None     # set once "auto" has been resolved
+        self._calibration_lock = threading.Lock()
         self._requested = precision
         self._precision = precision
         self._model = model
@@ -130,7 +132,13 @@ class SamSegmenter:
 
     def _calibrate(self, image: np.ndarray | None, *, key: str | None, force: bool = False,
                    runs: int | None = None) -> dict[str, Embedding]:
-        """As :meth:`calibrate`; returns the embeddings measured (empty when reused)."""
+        """As :meth:`calibrate`; returns the embeddings measured (empty when reused).  One
+        calibration at a time per engine (the page and a precompute job share one engine)."""
+        with self._calibration_lock:
+            return self._calibrate_locked(image, key=key, force=force, runs=runs)
+
+    def _calibrate_locked(self, image: np.ndarray | None, *, key: str | None, force: bool,
+                          runs: int | None) -> dict[str, Embedding]:
         if not force:
             found = self.calibration or self.stored_calibration()
             if found is not None:

@@ -64,3 +64,21 @@ def test_segments_are_edited_and_deleted_through_the_service(con, settings, proj
         service.update_segment(_ctx(con, settings, "bob"), seg.id, start=0)
     service.delete_segment(ctx, seg.id)
     assert annotations.segments_of(con, video_id=video_id) == []
+
+
+def test_cli_frame_label_prints_the_warning(con, settings, project, capsys):
+    from endolite import auth
+    from endolite.cli import main
+    from endolite.storage import users
+
+    _, frames = project
+    truth = dict(enumerate(m for _, m in moving_disc_frames(30)))
+    annotate.save_mask(con, settings, annotate.NewMask(frames[0].id, truth[frames[0].frame_number]),
+                       label="polyp", annotator="ann")
+    users.add(con, "ann", Role.ANNOTATOR, auth.hash_password("ann-password", n=2**10))
+    con.close()
+    code = main(["--data", str(settings.data_dir), "--user", "ann", "frame-label", str(frames[0].id),
+                 "--set", "polyp=0"])
+    captured = capsys.readouterr()
+    assert code == 0 and "polyp=absent" in captured.out
+    assert "warning: polyp: set absent, but this frame has 1 polyp mask" in captured.err

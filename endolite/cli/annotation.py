@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from endolite.cli.common import Output, _open, as_job, context
 from endolite.errors import EndoliteError
 from endolite.records import LabelKind, to_dict
+
 
 def cmd_label_add(args, out: Output) -> int:
     from endolite.services import labels
@@ -79,6 +81,8 @@ def cmd_frame_label(args, out: Output) -> int:
                                         [parse_assignment(a) for a in args.set],
                                         annotator=args.annotator)
     out.emit([to_dict(r) for r in rows], [f"frame {r.frame_id}: {r.label}={r.value}" for r in rows])
+    for warning in getattr(rows, "warnings", []):     # saved, but contradicting the frame's masks
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

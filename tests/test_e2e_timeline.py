@@ -67,8 +67,7 @@ def test_timeline_click_jumps_and_a_segment_is_marked_while_scrubbing(tmp_path):
         page.get_by_text("Start marked at frame #20").wait_for()
         wait_idle(page)
         _click_frame(page, 25)                                    # scrub on by clicking
-        page.get_by_text(f"26 / {N}").first.wait_for()
-        page.get_by_role("tab", name="Time segments").click()
+        page.get_by_text(f"26 / {N}").first.wait_for()           # still on the segments tab
         page.get_by_role("button", name="Mark end").click()
         page.get_by_text("frames [20, 26)").first.wait_for()
         wait_idle(page)
@@ -77,7 +76,8 @@ def test_timeline_click_jumps_and_a_segment_is_marked_while_scrubbing(tmp_path):
 
     con = connect(settings)
     [segment] = annotations.segments_of(con, video_id=video_id)
-    assert (segment.start_frame, segment.end_frame, segment.label, segment.annotator) == (20, 26, "polyp", "ann")
+    assert (segment.start_frame, segment.end_frame, segment.label, segment.annotator) == (
+        20, 26, "polyp", "ann")
 
 
 def test_propagation_message_stays_and_a_second_run_leaves_one_mask_per_frame(tmp_path):

@@ -43,7 +43,8 @@ mark = st.session_state.get("fl_mark")
 picked_segment = (timeline.show(ctx, frame, nav_key="fl_nav", include_context=False, key="fl_timeline",
                                 mark=mark) if frame is not None else None)
 
-tab_frames, tab_segments = st.tabs(["Frame labels", "Time segments"])
+tab_frames, tab_segments = st.tabs(["Frame labels", "Time segments"], key="fl_tab",  # stays put
+                                   on_change="rerun")
 with tab_frames:
     if frame is not None:
         left, right = st.columns([3, 2])
@@ -97,7 +98,8 @@ with tab_segments:
                                                        f"frames [{seg.start_frame}, {seg.end_frame}).")
             st.rerun()
     if mark is not None:
-        c4.button("Cancel mark", key="seg_mark_cancel", on_click=lambda: st.session_state.pop("fl_mark", None))
+        c4.button("Cancel mark", key="seg_mark_cancel",
+                  on_click=lambda: st.session_state.pop("fl_mark", None))
         st.caption(f"Start marked at frame #{mark} (dashed line); now at #{here}.")
 
     # --- the segments: table (export flag), edit, delete -----------------------------------------
@@ -127,8 +129,8 @@ with tab_segments:
         with st.form(f"seg_edit_{seg.id}"):
             names = [lb.name for lb in segment_labels]
             e1, e2, e3 = st.columns(3)
-            new_label = e1.selectbox("Label", names, index=names.index(seg.label) if seg.label in names else 0,
-                                     key=f"seg_edit_label_{seg.id}")
+            new_label = e1.selectbox("Label", names, key=f"seg_edit_label_{seg.id}",
+                                     index=names.index(seg.label) if seg.label in names else 0)
             new_start = e2.number_input("Start frame", 0, max(video.frame_count - 1, 0), seg.start_frame,
                                         key=f"seg_edit_start_{seg.id}")
             new_end = e3.number_input("End frame (exclusive)", 1, max(video.frame_count, 1), seg.end_frame,

@@ -253,30 +253,37 @@ def render_view(settings: Settings, frame: Frame, shown: Sequence[Mask], view: A
     ``shown`` masks in their label colours at ``opacity`` (``outline_only``: outlines alone), the
     unsaved ``preview`` ``(H, W) bool`` on top and each mask's id at its bbox's top-left corner.
 
-    Masks are decoded and blended only inside the crop, so the cost follows the view."""
+    Only masks whose bbox meets the crop are decoded; they are blended at canvas size, so the
+    cost follows the canvas, not the frame."""
     import cv2
 
     from endolite.media import read_image
 
     image = _read_cached(read_image, settings.absolute(frame.path))
     x0, y0, x1, y1 = view.crop()
-    part = image[y0:y1, x0:x1]
+    size = (view.canvas_w, view.canvas_h)
+    nearest = view.zoom >= 2                  # zoomed in: show the frame's pixels as blocks
+    out = cv2.resize(np.ascontiguousarray(image[y0:y1, x0:x1]), size,
+                     interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
     items: list[Any] = []
     colors: list[str] = []
+
+    def fitted(mask: np.ndarray) -> np.ndarray:   # the crop of a (H, W) mask at canvas size
+        part = np.ascontiguousarray(mask[y0:y1, x0:x1], dtype=np.uint8)
+        return cv2.resize(part, size, interpolation=cv2.INTER_NEAREST).astype(bool)
+
     for m in shown:
         bx, by, bw, bh = m.bbox
         if bx >= x1 or by >= y1 or bx + bw <= x0 or by + bh <= y0:
             continue                        # outside the view: not decoded
-        items.append(rle.decode(m.coco_rle)[y0:y1, x0:x1])
+        items.append(_fitted_mask(m, (x0, y0, x1, y1), size))
         colors.append(m.color)
     if preview is not None and np.asarray(preview).any():
-        items.append(np.asarray(preview, dtype=bool)[y0:y1, x0:x1])
+        items.append(fitted(np.asarray(preview, dtype=bool)))
         colors.append(preview_color)
-    alpha = 0.0 if outline_only else float(opacity)
-    if items:
-        part = rle.overlay(part, items, colors, alpha=alpha, outline_px=2 if outline_only else 1)
-    out = cv2.resize(np.ascontiguousarray(part), (view.canvas_w, view.canvas_h),
-                     interpolation=cv2.INTER_LINEAR if view.zoom < 2 else cv2.INTER_NEAREST)
+    if items:                               # blended at canvas size: cost follows the canvas
+        out = rle.overlay(out, items, colors, alpha=0.0 if outline_only else float(opacity),
+                          outline_px=2 if outline_only else 1)
     if show_ids:
         for m in shown:
             bx, by = m.bbox[0], m.bbox[1]
@@ -286,6 +293,30 @@ def render_view(settings: Settings, frame: Frame, shown: Sequence[Mask], view: A
             text, org = f"#{m.id}", (int(cx) + 2, max(int(cy) - 3, 11))
             cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
             cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+_FITTED: dict[tuple, np.ndarray] = {}
+
+
+def _fitted_mask(m: Mask, crop: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """Mask ``m``'s part inside ``crop`` ``(x0, y0, x1, y1)`` resized to ``size`` ``(w, h)``:
+    ``(h, w) bool``.  Decoded in the RLE's own column order (no full-frame copy) and kept for the
+    last few hundred (mask, version, crop, size), so the reruns of one frame (a click's preview,
+    a visibility toggle) decode nothing."""
+    import cv2
+
+    key = (m.id, m.version, crop, size)
+    hit = _FITTED.get(key)
+    if hit is not None:
+        return hit
+    x0, y0, x1, y1 = crop
+    columns = rle.decode_columns(m.coco_rle)           # (W, H) uint8 view, C-contiguous
+    part = np.ascontiguousarray(columns[x0:x1, y0:y1])
+    out = cv2.resize(part, (size[1], size[0]), interpolation=cv2.INTER_NEAREST).T.astype(bool)
+    if len(_FITTED) >= 512:
+        _FITTED.pop(next(iter(_FITTED)))
+    _FITTED[key] = out
     return out
 
 

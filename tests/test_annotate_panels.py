@@ -70,3 +70,28 @@ def test_review_strip_is_in_frame_order_flagged_first_and_opens_a_frame(app_env,
     opens[1].click().run()                         # frame #4's mask
     assert not at.exception
     assert at.session_state["ann_nav_index"] == 4
+
+
+def test_sam_refinement_is_passed_to_the_job_when_sam_is_active(app_env, tmp_path, monkeypatch):
+    """With a SAM engine active the box is enabled and the job refines (here the refiner wraps
+    the test's classical engine: the wiring is what is checked, not SAM)."""
+    import annotate_panels
+
+    monkeypatch.setattr(annotate_panels, "sam_active", lambda: True)
+    con, ann, frames, truth = _setup(app_env, tmp_path)
+    m = annotate.save_mask(con, app_env, annotate.NewMask(frames[0].id, truth[0]), label="polyp",
+                           annotator="ann")
+    at = _page(ann).run()
+    at.button(key=f"ann_prop_{m.id}").click().run()
+    box = at.checkbox(key="ann_prop_refine")
+    assert not box.disabled
+    box.check()
+    at.selectbox(key="ann_prop_to").select_index(3)               # up to the 3rd frame
+    next(b for b in at.button if b.label == "Start propagation").click().run()
+    assert not at.exception
+    job = jobs.wait(con, _last_job(con), timeout=120)
+    assert job.status == "done", job.message
+    assert job.params["refine"] is True and job.params["to_frame_id"] == frames[2].id
+    made = [x for x in annotations.masks_of(con, group_id=frames[0].group_id) if x.source == "propagated"]
+    assert {x.frame_id for x in made} == {frames[1].id, frames[2].id}
+    assert all("refined" in x.prompt for x in made)

@@ -49,6 +49,7 @@ def login_page() -> None:
             else:
                 ui.sign_in(user)
                 st.rerun()
+    ui.session_cookie_script()        # after a logout or a dead cookie: the browser drops it
 
 
 # (file, title, icon, section, roles allowed; None = everyone signed in)
@@ -71,8 +72,9 @@ PAGES = [
 
 def gate(show, title: str) -> None:
     """Before login only ``show`` runs, with no page list in the sidebar.  Every page's address
-    runs it, so a reload or a deep link lands on the form (not on "page not found") and, after
-    login, on the page asked for."""
+    runs it, so a deep link lands on the form (not on "page not found") and, after login, on
+    the page asked for.  A reload within the idle timeout skips the form altogether: the session
+    cookie signs the new Streamlit session in (``ui.current_user``)."""
     pages = [st.Page(show, title=title, url_path=path.split("/")[-1][:-3], default=i == 0)
              for i, (path, *_rest) in enumerate(PAGES)]
     st.navigation(pages, position="hidden").run()
@@ -93,6 +95,7 @@ def main() -> None:
         if st.button("Log out", key="logout"):
             ui.sign_out()
             st.rerun()
+        ui.session_cookie_script()    # after a login: the browser fetches its session cookie
     pages: dict[str, list] = {}
     for i, (path, title, icon, section, roles) in enumerate(PAGES):
         if roles is None or user.role in roles:

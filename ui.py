@@ -68,14 +68,27 @@ def client_address() -> str:
 
 
 def sign_in(user: User) -> None:
-    """Start a fresh session for ``user``: nothing of a previous user's session survives."""
+    """Start a fresh session for ``user`` (just logged in): nothing of a previous user's session
+    survives.  A browser session (``services.users.start_session``) begins too; the next run
+    renders the script that trades a one-time code for its HttpOnly cookie
+    (``endolite.session_cookie``), so a reload keeps the user signed in."""
+    from endolite import session_cookie
+    from endolite.services import users as user_service
+
     st.session_state.clear()
+    session_id, token = user_service.start_session(cursor(), user, client=client_address())
     st.session_state["user_id"] = user.id
     st.session_state["user_seen"] = None
+    st.session_state["session_id"] = session_id
+    st.session_state["cookie_tried"] = True
+    st.session_state["cookie_script"] = session_cookie.start_script(session_cookie.issue_code(token))
 
 
 def sign_out(*, reason: str = "logout") -> None:
-    """End the session: every key goes (undo, selections, previews), the audit log says why."""
+    """End the session: it is revoked in the database (its cookie no longer signs in), every key
+    goes (undo, selections, previews), the audit log says why, and the next run asks the browser
+    to drop the cookie."""
+    from endolite import session_cookie
     from endolite.services import users as user_service
 
     user_id = st.session_state.get("user_id")
@@ -83,26 +96,78 @@ def sign_out(*, reason: str = "logout") -> None:
         try:
             from endolite.storage import users as store
 
-            user_service.logout(cursor(), store.get(cursor(), user_id), reason=reason)
+            user_service.logout(cursor(), store.get(cursor(), user_id), reason=reason,
+                                session_id=st.session_state.get("session_id"))
         except Exception:  # noqa: BLE001 - a deleted account still ends its session
             pass
     st.session_state.clear()
+    st.session_state["cookie_tried"] = True      # this tab's (revoked) cookie is not tried again
+    st.session_state["cookie_script"] = session_cookie.end_script()
+
+
+def session_id() -> int | None:
+    """The browser session (``sessions`` row) of this tab; None in AppTest page tests."""
+    return st.session_state.get("session_id")
+
+
+def session_cookie_script() -> None:
+    """Render (once) the pending script that sets or clears the session cookie."""
+    script = st.session_state.pop("cookie_script", None)
+    if script:
+        st.html(script, unsafe_allow_javascript=True)
+
+
+def _cookie_token() -> str | None:
+    from endolite import auth
+
+    try:
+        return st.context.cookies.get(auth.SESSION_COOKIE)
+    except Exception:  # noqa: BLE001 - AppTest and bare mode have no request context
+        return None
+
+
+def _resume_from_cookie() -> User | None:
+    """A fresh Streamlit session (a reload, a new tab): sign in from the session cookie the
+    browser sent with its first request, when it names a live session (tried once per tab)."""
+    from endolite import session_cookie
+    from endolite.services import users as user_service
+
+    if st.session_state.get("cookie_tried"):
+        return None
+    st.session_state["cookie_tried"] = True
+    token = _cookie_token()
+    if not token:
+        return None
+    con = cursor()
+    resumed = user_service.resume_session(con, token, client=client_address())
+    if resumed is None:
+        st.session_state["cookie_script"] = session_cookie.end_script()
+        return None
+    user, session = resumed
+    st.session_state["user_id"] = user.id
+    st.session_state["user_seen"] = user_service.now(con)
+    st.session_state["session_id"] = session
+    return user
 
 
 def current_user() -> User | None:
     """The signed-in user as the database has them now (re-read on every rerun: a deactivated
-    or demoted user loses access at the next click); None after the idle timeout."""
+    or demoted user loses access at the next click); None after the idle timeout, or when the
+    browser session was revoked (logout elsewhere, deactivation, password change).  A fresh
+    Streamlit session signs in from the session cookie (``_resume_from_cookie``)."""
     from endolite.services import users as user_service
 
     user_id = st.session_state.get("user_id")
     if user_id is None:
-        return None
+        return _resume_from_cookie()
     con = cursor()
-    user = user_service.session_user(con, user_id, last_seen=st.session_state.get("user_seen"))
+    user = user_service.session_user(con, user_id, last_seen=st.session_state.get("user_seen"),
+                                     session_id=st.session_state.get("session_id"))
     if user is None:
         sign_out(reason="session_ended")
-        st.session_state["session_notice"] = ("Your session ended (idle too long, or the account "
-                                              "was deactivated). Please log in again.")
+        st.session_state["session_notice"] = ("Your session ended (idle too long, logged out "
+                                              "elsewhere, or the account was deactivated). "
+                                              "Please log in again.")
         return None
     st.session_state["user_seen"] = user_service.now(con)
     return user

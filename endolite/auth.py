@@ -7,6 +7,11 @@ the answer's timing does not tell which names exist.
 
 Who may do what lives in ``endolite.services`` (the permission matrix); this module only
 answers "is this the person" and "is this session still alive".
+
+Browser sessions: a session token is 32 random bytes (``secrets.token_urlsafe``, 43 characters);
+the browser keeps it in an HttpOnly cookie (``SESSION_COOKIE``) and the database only its
+sha256 (``token_digest``), so neither a copy of the database nor the audit log can sign in.
+A token that is not of that shape (tampered, truncated) is refused before any lookup.
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ FREE_FAILURES_CLIENT = 20        # one address may be a whole ward behind NAT or
 MAX_DELAY = 300.0
 WINDOW = timedelta(minutes=30)
 DEFAULT_IDLE_MINUTES = 60
+
+SESSION_COOKIE = "endolite_session"
+SESSION_LIFETIME = timedelta(hours=12)      # a session ends then even when in use (one shift)
+SESSION_TOUCH = timedelta(seconds=30)       # last_seen is written at most this often
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def hash_password(password: str, *, n: int = _N) -> str:
@@ -120,6 +130,19 @@ def session_expired(last_seen: datetime | None, now: datetime, idle_minutes: flo
     if last_seen is None or idle_minutes <= 0:
         return False
     return now - last_seen > timedelta(minutes=idle_minutes)
+
+
+def new_session_token() -> str:
+    """A fresh session token (256 random bits, URL-safe base64 without padding)."""
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str | None:
+    """The stored form of a session token (sha256 hex), or None when ``token`` cannot be one
+    (wrong length or characters: tampered, truncated, or not ours)."""
+    if not isinstance(token, str) or len(token) != 43 or not set(token) <= _TOKEN_CHARS:
+        return None
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
 def needs_setup(con: duckdb.DuckDBPyConnection) -> bool:

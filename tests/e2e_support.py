@@ -110,8 +110,10 @@ def dataframe_rows(page, has_text: str) -> list[dict[str, str]]:
 def log_in(page, url: str | None, name: str, password: str) -> None:
     """Open the dashboard (``url``; None: stay in this tab's session, e.g. after log_out) and
     sign in through the login form; waits until the sidebar names the user (and for the Library
-    page when ``url`` is given)."""
+    page when ``url`` is given).  With ``url`` the browser's session cookie goes first, so the
+    form shows even where an earlier login (before a server restart) would resume."""
     if url is not None:
+        page.context.clear_cookies(name="endolite_session")     # endolite.auth.SESSION_COOKIE
         page.goto(url)
     page.get_by_text("log in").first.wait_for()
     page.get_by_label("User name").fill(name)

@@ -20,5 +20,5 @@ with st.form("account_password", clear_on_submit=True):
             st.error("The new passwords differ.")
         else:
             with ui.reported_errors():
-                user_service.change_password(ctx, old, new)
+                user_service.change_password(ctx, old, new, keep_session=ui.session_id())
                 st.success("Password changed.")

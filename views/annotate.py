@@ -167,7 +167,7 @@ with st.sidebar:
         st.caption("Tools by key:")
         tool_cols = st.columns(3)
         for i, (name, (_, key)) in enumerate(TOOLS.items()):
-            tool_cols[i % 3].button(name, key=f"ann_tool_key_{i}", shortcut=key, on_click=set_tool,
+            tool_cols[i % 3].button(f"{name} tool", key=f"ann_tool_key_{i}", shortcut=key, on_click=set_tool,
                                     args=(name,), help=f"Tool {name} ({key})")
 
 blind = frame.id in benchmarks.benchmark_frames_for(con, user.name)

@@ -94,3 +94,20 @@ def test_reload_keeps_the_session_and_logout_ends_it(tmp_path):
     assert names.index("login") < names.index("session.resume") < names.index("logout")
     assert any(a == "session.rejected" and "revoked (logout)" in d for a, d in log), log
     assert revoked == 1
+
+
+def test_a_server_restart_keeps_the_session(tmp_path):
+    settings = Settings.resolve(tmp_path / "data")
+    con = connect(settings)
+    try:
+        make_user(con, NAME, Role.LEAD, PASSWORD)
+    finally:
+        con.close()
+    with browser_page(tmp_path) as page:
+        with running_dashboard(settings.data_dir, tmp_path / "server1.log") as url:
+            log_in(page, url, NAME, PASSWORD)
+            _session_cookie(page)
+        with running_dashboard(settings.data_dir, tmp_path / "server2.log") as url:
+            page.goto(f"{url}/labels")                  # cookies are per host, not per port
+            page.get_by_text(f"Signed in as {NAME} (").wait_for()
+            page.get_by_role("heading", name="Labels").wait_for()

@@ -166,3 +166,28 @@ def test_end_clears_the_cookie(client):
     cookie = reply.headers["set-cookie"].lower()
     assert reply.status_code == 204 and cookie.startswith(f"{auth.SESSION_COOKIE}=")
     assert "max-age=0" in cookie and "httponly" in cookie
+
+
+# --- the login page (AppTest: no cookies, no routes; the session row still comes and goes) ------
+
+def test_app_login_starts_a_session_and_logout_revokes_it(app_env):
+    from streamlit.testing.v1 import AppTest
+
+    from endolite.storage import connect
+    from tests.support import ROOT
+
+    con = connect(app_env)
+    make_user(con, "bob", Role.ANNOTATOR, "pw-of-bob-123")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.text_input(key="login_name").input("bob")
+    at.text_input(key="login_password").input("pw-of-bob-123")
+    at.button[0].click().run()
+    sid = at.session_state["session_id"]
+    row = sessions.get(con, sid)
+    assert row.revoked_at is None and row.user_id == at.session_state["user_id"]
+    scripts = [e.proto.body for e in at.get("html")]
+    assert any(session_cookie.START_PATH in s for s in scripts), "the cookie script is rendered"
+    assert not any("pw-of-bob-123" in s for s in scripts)
+    at.button(key="logout").click().run()
+    assert sessions.get(con, sid).revoked_why == "logout" and "user_id" not in at.session_state
+    assert any(session_cookie.END_PATH in e.proto.body for e in at.get("html"))

@@ -7,7 +7,9 @@ at ``POST /session/start`` for the cookie ``auth.SESSION_COOKIE``: the session t
 SameSite=Strict, Path=/, Secure when the request came over https (or a proxy's
 X-Forwarded-Proto says https), for ``auth.SESSION_LIFETIME``.  ``POST /session/end`` clears it
 (the page has revoked the session in the database before: that is what makes a copied cookie
-useless).  No Streamlit and no database here.
+useless).  Both refuse (403) a request the browser marks as not same-origin
+(``Sec-Fetch-Site``), so another site cannot plant its own session in a user's browser.
+No Streamlit and no database here.
 """
 
 from __future__ import annotations
@@ -60,7 +62,17 @@ def _cookie_args(request: Request) -> dict:
             "secure": _secure(request)}
 
 
+def _cross_site(request: Request) -> Response | None:
+    """403 for a request the browser says came from another site or origin (None: go on)."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return PlainTextResponse("session requests come from the dashboard's own pages only",
+                                 status_code=403, headers={"Cache-Control": "no-store"})
+    return None
+
+
 async def start(request: Request) -> Response:
+    if (refused := _cross_site(request)) is not None:
+        return refused
     token = redeem(request.query_params.get("code", ""))
     if token is None:
         return PlainTextResponse("unknown or expired session code: log in again",
@@ -72,6 +84,8 @@ async def start(request: Request) -> Response:
 
 
 async def end(request: Request) -> Response:
+    if (refused := _cross_site(request)) is not None:
+        return refused
     response = Response(status_code=204, headers={"Cache-Control": "no-store"})
     response.delete_cookie(**_cookie_args(request))
     return response

@@ -161,6 +161,16 @@ def test_secure_behind_https_proxy_and_unknown_or_expired_codes(client):
     assert client.post(f"/session/start?code={stale}").status_code == 404
 
 
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_requests_from_other_sites_are_refused(client, site):
+    code = session_cookie.issue_code("W" * 43)
+    reply = client.post(f"/session/start?code={code}", headers={"Sec-Fetch-Site": site})
+    assert reply.status_code == 403 and "set-cookie" not in reply.headers
+    assert client.post("/session/end", headers={"Sec-Fetch-Site": site}).status_code == 403
+    ok = client.post(f"/session/start?code={code}", headers={"Sec-Fetch-Site": "same-origin"})
+    assert ok.status_code == 204, "a refused request does not use the code up"
+
+
 def test_end_clears_the_cookie(client):
     reply = client.post("/session/end")
     cookie = reply.headers["set-cookie"].lower()

@@ -176,3 +176,28 @@ def test_a_click_on_a_zoomed_view_lands_on_the_right_frame_pixel(tmp_path):
     got = annotate.load_mask(mask)
     assert (got & truth).sum() / (got | truth).sum() > 0.8, "the whole disc, not only the view"
     assert np.asarray(got).shape == (FRAME_H, FRAME_W)
+
+
+def test_unsaved_clicks_survive_a_zoom(tmp_path):
+    """A + click made on the whole frame is still there (in frame pixels) after zooming in."""
+    data_dir, settings, group, truth = _project(tmp_path)
+    with running_dashboard(data_dir, tmp_path / "server.log") as url, browser_page(tmp_path) as page:
+        _open_annotate(page, url)
+        box = _canvas_box(page)
+        page.mouse.click(box["x"] + CX / FRAME_W * box["width"], box["y"] + CY / FRAME_H * box["height"])
+        page.get_by_text("1 positive, 0 negative clicks").wait_for()
+        wait_idle(page)
+        _press(page, "i")                               # zoom in by hotkey
+        page.get_by_text("Zoom 2×").wait_for()
+        page.wait_for_timeout(1000)
+        wait_idle(page)
+        page.get_by_text("1 positive, 0 negative clicks").wait_for()
+        page.get_by_role("button", name="Accept mask").click()
+        page.get_by_text("Masks on this frame (1)").wait_for()
+
+    con = connect(settings)
+    [frame] = media.frames_of(con, group_id=group.id)
+    [mask] = annotations.masks_of(con, frame_ids=[frame.id])
+    con.close()
+    [(x, y, sign)] = mask.prompt["points"]
+    assert sign == 1 and abs(x - CX) < 1.5 and abs(y - CY) < 1.5, (x, y)

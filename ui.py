@@ -142,6 +142,9 @@ def _resume_from_cookie() -> User | None:
     resumed = user_service.resume_session(con, token, client=client_address())
     if resumed is None:
         st.session_state["cookie_script"] = session_cookie.end_script()
+        st.session_state["session_notice"] = ("Your previous session has ended (logged out, idle "
+                                              "too long, or the account changed). Please log in "
+                                              "again.")
         return None
     user, session = resumed
     st.session_state["user_id"] = user.id

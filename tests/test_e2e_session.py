@@ -81,6 +81,7 @@ def test_reload_keeps_the_session_and_logout_ends_it(tmp_path):
         page.reload()                                   # the copied cookie of the ended session
         _login_form_without_pages(page)
         _session_cookie(page, present=False)            # ... which the page asks to drop
+        page.get_by_text("Your previous session has ended").wait_for()
 
     con = connect(settings, read_only=True)
     try:

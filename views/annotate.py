@@ -19,6 +19,7 @@ from endolite import annotate, canvas
 from endolite import masks as rle
 from endolite.benchmark import service as bench
 from endolite.errors import EndoliteError
+from endolite.media import encode_image
 from endolite.records import JobStatus, MaskSource, ShapeKind
 from endolite.services import Action
 from endolite.services import benchmarks as bench_service
@@ -273,10 +274,9 @@ initial = canvas.point_objects(carry[0], carry[1], scale=view.scale, offset=(vie
     if carry is not None and mode_of_tool == "point" else None
 view_key = "_".join(f"{v:g}" for v in view.state())
 with canvas_col:
-    from PIL import Image
-
     drawing = st_canvas(
-        background_image=Image.fromarray(background), width=width, height=height,
+        # JPEG bytes: the component PNG-encodes a PIL image on every rerun (0.1-0.2 s at 640x480)
+        background_image=encode_image(background, fmt="jpg", quality=92), width=width, height=height,
         drawing_mode=mode_of_tool, initial_drawing=initial,
         key=f"ann_canvas_{frame.id}_{nonce}_{canvas_kind}_{view_key}",
         fill_color=(canvas.NEGATIVE if tool_name == "− point" else canvas.POSITIVE)

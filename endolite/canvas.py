@@ -3,8 +3,7 @@
 The annotation page shows a frame of ``(H, W)`` pixels on a canvas through a viewport
 (``endolite.zoom``): image coordinates are canvas coordinates times ``scale`` (frame px per
 canvas px) plus ``offset`` ``(x0, y0)``, the frame pixel at the canvas's top-left (default 0, 0).
-Points are ``(x, y)``
-(x = column, y = row); boxes ``(x0, y0, x1, y1)``; masks ``(H, W) bool``.
+Points are ``(x, y)`` (x = column, y = row); boxes ``(x0, y0, x1, y1)``; masks ``(H, W) bool``.
 Click signs come from the fill colour the page draws them with (POSITIVE / NEGATIVE).
 """
 

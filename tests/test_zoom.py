@@ -72,4 +72,4 @@ def test_canvas_parser_maps_clicks_through_a_zoomed_view():
     ys, xs = np.nonzero(mask)
     (fx0, fy), (fx1, _) = v.to_frame(np.array([[100, 60], [180, 60]]))
     assert abs(ys.mean() - fy) < 1 and xs.min() >= fx0 - 2 and xs.max() <= fx1 + 2
-    assert mask.sum() < 40, "an 8 px stroke at 8x zoom... is 1 frame px wide"
+    assert mask.sum() < 40, "an 8 canvas px stroke at 8 canvas px per frame px is 1 frame px wide"

@@ -202,10 +202,15 @@ def propagate(ctx: Ctx, mask_id: int, *, direction: str = "forward", to_frame_id
         replaced.extend(annotate.delete_masks(ctx.con, [m.id for m in earlier], by=ctx.actor.name)
                         if earlier else [])
         gone = {m.id: m.frame_id for m in earlier}
-        for frame_id in sorted({r["frame_id"] for r in rows} | set(gone.values())):
-            history.record(ctx.con, frame_id=frame_id, username=ctx.actor.name, action="create",
-                           added=[r["id"] for r in rows if r["frame_id"] == frame_id],
-                           removed=[i for i, f in gone.items() if f == frame_id])
+        added: dict[int, list[int]] = {}
+        removed: dict[int, list[int]] = {}
+        for r in rows:
+            added.setdefault(r["frame_id"], []).append(r["id"])
+        for i, f in gone.items():
+            removed.setdefault(f, []).append(i)
+        history.record_many(ctx.con, [(f, added.get(f, []), removed.get(f, []))
+                                      for f in sorted(added.keys() | removed.keys())],
+                            username=ctx.actor.name, action="create")
 
     made = annotate.propagate_mask(ctx.con, ctx.settings, mask_id, direction=direction,
                                    to_frame_id=to_frame_id, annotator=ctx.actor.name, refine=refine,

@@ -29,6 +29,18 @@ def record(con: duckdb.DuckDBPyConnection, *, frame_id: int, username: str, acti
                 [frame_id, username, action, [int(i) for i in added], [int(i) for i in removed]])
 
 
+
+def record_many(con: duckdb.DuckDBPyConnection, steps: Sequence[tuple[int, Sequence[int], Sequence[int]]], *,
+                username: str, action: str) -> None:
+    """One action per frame for many frames in one statement: ``steps`` ``(frame_id, added,
+    removed)`` (a propagation records thousands of frames; row by row took seconds)."""
+    if not steps:
+        return
+    con.execute("INSERT INTO mask_history (frame_id, username, action, added, removed) "
+                "SELECT unnest(?), ?, ?, unnest(?), unnest(?)",
+                [[int(f) for f, _, _ in steps], username, action,
+                 [[int(i) for i in a] for _, a, _ in steps], [[int(i) for i in r] for _, _, r in steps]])
+
 def last(con: duckdb.DuckDBPyConnection, *, frame_id: int, username: str) -> MaskAction | None:
     """The user's newest action on the frame that is not undone yet."""
     rows = fetch_dicts(con, "SELECT * FROM mask_history WHERE frame_id = ? AND username = ? "

@@ -29,31 +29,73 @@ Progress = Callable[[float, str], None]
 Work = Callable[[duckdb.DuckDBPyConnection, Progress], dict[str, Any] | None]
 
 
-def _throttled(cur: duckdb.DuckDBPyConnection, job_id: int) -> Progress:
-    last = [0.0]
+class _Progress:
+    """The job's ``progress(fraction, message)``: throttled writes (at most one every
+    ``interval`` seconds, and every ``fraction >= 1``) on a cursor of its own, so progress shows
+    while the work is inside a transaction.  A call the throttle holds back is written by a
+    timer ``interval`` later unless a newer call came first: the message before a long silent
+    phase ("storing N masks") shows instead of the last one before it.  ``close()`` stops the
+    timer before the job's final status is written, so no late progress write follows it."""
 
-    def progress(fraction: float, message: str = "") -> None:
-        now = time.monotonic()
-        if now - last[0] >= 0.5 or fraction >= 1.0:
-            last[0] = now
-            repo.update(cur, job_id, progress=fraction, message=message)
+    def __init__(self, con: duckdb.DuckDBPyConnection, job_id: int, *, interval: float = 0.5):
+        self.cur, self.job_id, self.interval = con.cursor(), job_id, interval
+        self.lock = threading.Lock()
+        self.last = float("-inf")
+        self.pending: tuple[float, str] | None = None
+        self.timer: threading.Timer | None = None
+        self.closed = False
 
-    return progress
+    def __call__(self, fraction: float, message: str = "") -> None:
+        with self.lock:
+            if self.closed:
+                return
+            now = time.monotonic()
+            if now - self.last >= self.interval or fraction >= 1.0:
+                self._write(fraction, message, now)
+                return
+            self.pending = (fraction, message)
+            if self.timer is None:
+                self.timer = threading.Timer(self.interval - (now - self.last), self._flush)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def _write(self, fraction: float, message: str, now: float) -> None:   # under the lock
+        self.pending, self.last = None, now
+        repo.update(self.cur, self.job_id, progress=fraction, message=message)
+
+    def _flush(self) -> None:
+        with self.lock:
+            self.timer = None
+            if self.pending is not None and not self.closed:
+                self._write(*self.pending, time.monotonic())
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
 
 
 def run(con: duckdb.DuckDBPyConnection, job_id: int, work: Work) -> Job:
-    """Run ``work`` for an existing job row in this thread; returns the finished job."""
+    """Run ``work`` for an existing job row in this thread; returns the finished job.  The
+    final status (done with progress 1.0, or failed) is written after the progress writer has
+    stopped: a poller never sees a progress write land after it."""
     cur = con.cursor()
     repo.update(cur, job_id, status=JobStatus.RUNNING, progress=0.0, message="started")
+    progress = _Progress(con, job_id)
     try:
-        result = work(cur, _throttled(cur, job_id)) or {}
+        result = work(cur, progress) or {}
     except EndoliteError as exc:
+        progress.close()
         repo.update(cur, job_id, status=JobStatus.FAILED, message=str(exc))
     except Exception as exc:  # noqa: BLE001 - a job must record why it died
+        progress.close()
         repo.update(cur, job_id, status=JobStatus.FAILED,
                     message=f"{type(exc).__name__}: {exc}",
                     result={"traceback": traceback.format_exc(limit=8)})
     else:
+        progress.close()
         repo.update(cur, job_id, status=JobStatus.DONE, progress=1.0, message="done", result=result)
     return repo.get(cur, job_id)
 

@@ -251,7 +251,8 @@ def render_view(settings: Settings, frame: Frame, shown: Sequence[Mask], view: A
     """What the annotation canvas shows: the region ``view.crop()`` of the frame (``view`` an
     ``endolite.zoom.Viewport``) resized to ``(view.canvas_h, view.canvas_w, 3) uint8`` RGB, with
     ``shown`` masks in their label colours at ``opacity`` (``outline_only``: outlines alone), the
-    unsaved ``preview`` ``(H, W) bool`` on top and each mask's id at its bbox's top-left corner.
+    unsaved ``preview`` ``(H, W) bool`` on top and each mask's id at its bbox's top-left corner
+    (or the view's edge, when zoomed past it).
 
     Only masks whose bbox meets the crop are decoded; they are blended at canvas size, so the
     cost follows the canvas, not the frame."""
@@ -286,10 +287,11 @@ def render_view(settings: Settings, frame: Frame, shown: Sequence[Mask], view: A
                           outline_px=2 if outline_only else 1)
     if show_ids:
         for m in shown:
-            bx, by = m.bbox[0], m.bbox[1]
-            if not (x0 <= bx < x1 and y0 <= by < y1):
-                continue
-            cx, cy = view.to_canvas(np.array([[bx, by]]))[0]
+            bx, by, bw, bh = m.bbox
+            if bx >= x1 or by >= y1 or bx + bw <= x0 or by + bh <= y0:
+                continue                    # corner kept inside the view when zoomed past it
+            corner = np.array([[max(bx, view.x0), max(by, view.y0)]])
+            cx, cy = view.to_canvas(corner)[0]
             text, org = f"#{m.id}", (int(cx) + 2, max(int(cy) - 3, 11))
             cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
             cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)

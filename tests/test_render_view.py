@@ -56,3 +56,12 @@ def test_ids_are_drawn_at_the_bbox_corner_and_zoom_crops(con, settings, tmp_path
     zoomed = view.zoomed(4, at=(60, 50))                     # the grey half only, no mask
     crop = annotate.render_view(settings, frame, shown, zoomed, opacity=1.0)
     assert (crop == 100).all(), "a view outside the mask shows only frame pixels"
+
+
+def test_a_mask_id_stays_on_screen_when_the_view_starts_inside_its_bbox(con, settings, tmp_path):
+    frame, shown = _frame_with_mask(con, settings, tmp_path)
+    view = Viewport(W, H, 160, 120).zoomed(4, at=(20, 20))     # shows x 15..35, y 15..30
+    with_ids = annotate.render_view(settings, frame, shown, view, opacity=0.0)
+    without = annotate.render_view(settings, frame, shown, view, opacity=0.0, show_ids=False)
+    changed = np.argwhere((with_ids != without).any(axis=2))
+    assert len(changed) and changed[:, 0].max() <= 16, "written at the view's top edge"

@@ -240,3 +240,22 @@ def test_redo_beside_undo(app_env, tmp_path):
     assert not redo.disabled and "delete" in redo.label
     redo.click().run()
     assert annotations.masks_of(con, frame_ids=[frames[0].id]) == []
+
+
+def test_next_unlabelled_skips_frames_that_carry_masks(app_env, tmp_path):
+    con, ann, frames, truth = _setup(app_env, tmp_path)
+    for i in (1, 2):
+        annotate.save_mask(con, app_env, annotate.NewMask(frames[i].id, truth[i]), label="polyp",
+                           annotator="ann")
+    at = _page(ann).run()
+    _button(at, "ann_next_unlabelled").click().run()
+    assert at.session_state["ann_frame_id"] == frames[3].id
+    for i in (3, 4, 5):
+        annotate.save_mask(con, app_env, annotate.NewMask(frames[i].id, truth[i]), label="polyp",
+                           annotator="ann")
+    _button(at, "ann_next_unlabelled").click().run()          # wraps round to frame 0
+    assert at.session_state["ann_frame_id"] == frames[0].id
+    annotate.save_mask(con, app_env, annotate.NewMask(frames[0].id, truth[0]), label="polyp",
+                       annotator="ann")
+    _button(at, "ann_next_unlabelled").click().run()
+    assert any("Every frame of this list carries a mask" in i.value for i in at.info)

@@ -144,3 +144,22 @@ def test_explicit_precision_never_calibrates(tiny_model, tmp_path):
     assert not (tmp_path / "sam" / "precision").exists()
     with pytest.raises(Exception, match="precision"):
         _engine(tiny_model, tmp_path, precision="fp8")
+
+
+def test_the_environment_can_fix_the_precision(settings, monkeypatch):
+    from endolite.errors import InvalidInput
+    from endolite.segment import ENV_CHECKPOINT, ENV_PRECISION, engine_for
+
+    monkeypatch.delenv(ENV_CHECKPOINT, raising=False)
+    folder = settings.models_dir / "sam"
+    folder.mkdir(parents=True)
+    (folder / "sam_vit_b_x.pth").write_bytes(b"not loaded until first use")
+    monkeypatch.delenv(ENV_PRECISION, raising=False)
+    assert engine_for(settings)._requested == "auto"
+    monkeypatch.setenv(ENV_PRECISION, "fp32")
+    engine = engine_for(settings)
+    assert engine.precision == "fp32" and engine.calibration_runs == 0, "no measurement, no model load"
+    assert engine_for(settings, precision="bf16")._requested == "bf16", "an explicit option wins"
+    monkeypatch.setenv(ENV_PRECISION, "fast")
+    with pytest.raises(InvalidInput, match=ENV_PRECISION):
+        engine_for(settings)

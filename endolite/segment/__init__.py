@@ -9,6 +9,9 @@
 
 The model type comes from the file name (``vit_b`` / ``vit_l`` / ``vit_h``, e.g. the released
 ``sam_vit_b_01ec64.pth``), else ``$ENDOLITE_SAM_MODEL``, else vit_b.  Nothing is downloaded.
+The encoder's precision is ``$ENDOLITE_SAM_PRECISION`` (``auto`` / ``bf16`` / ``fp32``; unset:
+``auto``, measured once per machine and model on the first frame embedded, which then costs
+about four embeddings: :mod:`endolite.segment.precision`).
 Heavy libraries (torch, segment_anything, cv2) load only when an engine first runs.
 """
 
@@ -25,9 +28,10 @@ from endolite.segment.base import Embedding, Prompt, Segmenter, check_prompt, im
 
 ENV_CHECKPOINT = "ENDOLITE_SAM_CHECKPOINT"
 ENV_MODEL = "ENDOLITE_SAM_MODEL"
+ENV_PRECISION = "ENDOLITE_SAM_PRECISION"
 DEFAULT_MODEL_TYPE = "vit_b"
 
-__all__ = ["ENV_CHECKPOINT", "ENV_MODEL", "Embedding", "EngineChoice", "Prompt", "Segmenter",
+__all__ = ["ENV_CHECKPOINT", "ENV_MODEL", "ENV_PRECISION", "Embedding", "EngineChoice", "Prompt", "Segmenter",
            "check_prompt", "choose_engine", "engine_for", "find_checkpoint", "image_key",
            "model_type_from_name"]
 
@@ -87,12 +91,20 @@ def engine_for(settings: Any, **options: Any) -> Segmenter:
     """The engine to annotate with: SAM when a checkpoint is configured, else classical.
 
     ``settings``: :class:`endolite.config.Settings` (uses ``models_dir`` and ``cache_dir``).
-    ``options`` go to the engine's constructor (e.g. ``precision="fp32"`` for SAM).  The
-    engine's ``description`` says which engine is active and why.
+    ``options`` go to the engine's constructor (e.g. ``precision="fp32"`` for SAM; without it
+    SAM's precision is ``$ENDOLITE_SAM_PRECISION``, else "auto").  The engine's
+    ``description`` says which engine is active and why.
     """
     choice = choose_engine(settings)
     if choice.kind == "sam":
+        from endolite.segment.precision import PRECISIONS
         from endolite.segment.sam import SamSegmenter
+
+        if "precision" not in options:
+            wanted = os.environ.get(ENV_PRECISION, "").strip() or "auto"
+            if wanted not in PRECISIONS:
+                raise InvalidInput(f"${ENV_PRECISION}={wanted!r}: use one of {PRECISIONS}")
+            options = {**options, "precision": wanted}
 
         engine = SamSegmenter(choice.model_type, choice.checkpoint, cache_dir=settings.cache_dir,
                               **options)

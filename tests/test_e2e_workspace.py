@@ -201,3 +201,20 @@ def test_unsaved_clicks_survive_a_zoom(tmp_path):
     con.close()
     [(x, y, sign)] = mask.prompt["points"]
     assert sign == 1 and abs(x - CX) < 1.5 and abs(y - CY) < 1.5, (x, y)
+
+
+def test_the_mouse_wheel_zooms_about_the_pointer(tmp_path):
+    data_dir, settings, group, truth = _project(tmp_path)
+    with running_dashboard(data_dir, tmp_path / "server.log") as url, browser_page(tmp_path) as page:
+        _open_annotate(page, url)
+        box = _canvas_box(page)
+        page.mouse.move(box["x"] + CX / FRAME_W * box["width"], box["y"] + CY / FRAME_H * box["height"])
+        page.mouse.wheel(0, -120)                             # up: zoom in about the disc
+        page.get_by_text("Zoom 2×").wait_for()
+        wait_idle(page)
+        # the disc's centre (200, 90) stays under the pointer: the view starts at 200 - 200/2 = 100
+        page.get_by_text("x 100–260, y 45–165 of 320×240").wait_for()
+        assert page.evaluate("() => window.scrollY") == 0, "the wheel zooms instead of scrolling"
+        page.wait_for_timeout(400)
+        page.mouse.wheel(0, 120)                              # down: back out
+        page.get_by_text("Zoom 1×").wait_for()

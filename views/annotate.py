@@ -14,6 +14,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 import annotate_panels
+import canvas_view
 import ui
 from endolite import annotate, canvas
 from endolite import masks as rle
@@ -42,7 +43,7 @@ HOTKEYS = [("P / N", "+ point / − point"), ("B", "box"), ("G", "polygon"), ("D
            ("E", "eraser"), ("J / K", "previous / next frame"), ("L", "next unlabelled frame"),
            ("A", "accept the mask"), ("X", "clear the prompt"), ("U / Y", "undo / redo"),
            ("M", "complete the benchmark task and go to the next"),
-           ("I / O / 0", "zoom in / out / whole frame")]
+           ("I / O / 0", "zoom in / out / whole frame (or the mouse wheel over the frame)")]
 
 user = ui.require_user()
 ctx = ui.ctx()
@@ -211,6 +212,13 @@ view = base
 if state is not None and state[0] == (frame.id, width, height):
     x0, y0, zoom = state[1]
     view = Viewport(frame.width, frame.height, width, height, x0, y0, zoom).clamped()
+with st.sidebar:                                # the wheel listener (an empty element)
+    gesture = canvas_view.wheel_zoom(key="ann_wheel")
+if gesture is not None:                         # wheel over the canvas: zoom about the pointer
+    at = view.to_frame(np.array([[float(gesture["fx"]) * width, float(gesture["fy"]) * height]]))[0]
+    view = view.zoomed(ZOOM_STEP if gesture.get("dir", 1) > 0 else 1 / ZOOM_STEP,
+                       at=(float(at[0]), float(at[1])))
+    st.session_state["ann_carry"] = st.session_state.get("ann_last_points")
 st.session_state["ann_view"] = ((frame.id, width, height), view.state())
 
 

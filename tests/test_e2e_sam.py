@@ -80,8 +80,9 @@ def test_sam_checkpoint_precompute_click_and_accept(tmp_path, monkeypatch):
         page.get_by_text("Embedding frames (").wait_for()       # a progress bar while it runs
         expect(page.get_by_role("button", name="Precompute embeddings")).to_have_count(0)
         # the page updates itself (no clicks in between) until both frames are ready; ~20-60 s
-        # per frame on a busy 2-core CPU, the first one loads the model too
-        page.get_by_text("Embeddings ready for 2 of 2 frames").wait_for(timeout=200_000)
+        # per frame on a busy 2-core CPU; the first one loads the model and measures the
+        # precision ("auto": float32 and bfloat16, twice each)
+        page.get_by_text("Embeddings ready for 2 of 2 frames").wait_for(timeout=420_000)
         wait_idle(page)
         expect(page.get_by_text("Embedding frames (")).to_have_count(0)
         expect(page.get_by_role("button", name="Precompute embeddings")).to_have_count(0)
@@ -91,6 +92,9 @@ def test_sam_checkpoint_precompute_click_and_accept(tmp_path, monkeypatch):
             assert features.dtype == np.float16 and features.shape == (256, 64, 64)
             assert path.with_suffix(".json").is_file()
         stamps = [p.stat().st_mtime_ns for p in npy]
+        [measured] = (settings.cache_dir / "sam" / "precision").glob("*.json")
+        assert '"model": "vit_b (sam_vit_b_random.pth)"' in measured.read_text(), \
+            "auto precision measured once, kept for this machine and checkpoint"
 
         page.locator("canvas.upper-canvas").first.wait_for()
         page.mouse.click(*canvas_point(page, *CLICK, W, H))   # tool "+ point" is the default

@@ -36,7 +36,7 @@ from endolite.config import Settings
 from endolite.extract import extract_frames
 from endolite.ingest import ingest_paths
 from endolite.records import Role
-from endolite.segment import ENV_CHECKPOINT, ENV_MODEL
+from endolite.segment import ENV_CHECKPOINT, ENV_MODEL, ENV_PRECISION
 from endolite.storage import connect, labels
 from endolite.synthetic import disc_center, disc_mask, write_disc_video, write_video
 from tests.e2e_support import (ANNOTATOR, ANNOTATOR_PASSWORD, browser_page, dashboard_process, log_in,
@@ -122,6 +122,8 @@ def _embeddings(settings: Settings) -> list[Path]:
 def test_sigkill_of_the_dashboard_mid_jobs_and_mid_upload(tmp_path, monkeypatch):
     monkeypatch.delenv(ENV_CHECKPOINT, raising=False)   # the data folder is how SAM is found
     monkeypatch.delenv(ENV_MODEL, raising=False)
+    # not about precision: skip the one-off fp32 / bf16 measurement of the first embedding
+    monkeypatch.setenv(ENV_PRECISION, "fp32")
     settings = _project(tmp_path)
     data = settings.data_dir
     before = snapshot(data)

@@ -60,6 +60,18 @@ def tags_of(con: duckdb.DuckDBPyConnection, frame_ids: Iterable[int]) -> dict[in
     return out
 
 
+def _scope(video_id: int | None, group_id: int | None) -> tuple[str, list]:
+    """The SQL condition (on frames ``f``) and parameters for one video's / group's frames."""
+    sql, params = "", []
+    if video_id is not None:
+        sql += " AND f.video_id = ?"
+        params.append(int(video_id))
+    if group_id is not None:
+        sql += " AND f.group_id = ?"
+        params.append(int(group_id))
+    return sql, params
+
+
 def frames_with_tag(con: duckdb.DuckDBPyConnection, tag: str | None, *, video_id: int | None = None,
                     group_id: int | None = None, username: str | None = None) -> list[int]:
     """Ids (ascending, int) of frames that carry ``tag`` (None: any tag), set by anyone or by
@@ -68,13 +80,9 @@ def frames_with_tag(con: duckdb.DuckDBPyConnection, tag: str | None, *, video_id
         raise InvalidInput("frames_with_tag: give a video or an image group, not both")
     sql = ("SELECT DISTINCT t.frame_id FROM frame_tags t JOIN frames f ON f.id = t.frame_id "
            "WHERE (? IS NULL OR t.tag = ?)")
-    params: list = [tag, tag]
-    if video_id is not None:
-        sql += " AND f.video_id = ?"
-        params.append(int(video_id))
-    if group_id is not None:
-        sql += " AND f.group_id = ?"
-        params.append(int(group_id))
+    scope, scope_params = _scope(video_id, group_id)
+    sql += scope
+    params: list = [tag, tag, *scope_params]
     if username is not None:
         sql += " AND t.username = ?"
         params.append(username)
@@ -93,12 +101,7 @@ def tag_counts(con: duckdb.DuckDBPyConnection, *, video_id: int | None = None,
     image group's."""
     sql = ("SELECT t.tag, count(DISTINCT t.frame_id) FROM frame_tags t JOIN frames f "
            "ON f.id = t.frame_id WHERE 1 = 1")
-    params: list = []
-    if video_id is not None:
-        sql += " AND f.video_id = ?"
-        params.append(int(video_id))
-    if group_id is not None:
-        sql += " AND f.group_id = ?"
-        params.append(int(group_id))
+    scope, params = _scope(video_id, group_id)
+    sql += scope
     return {r[0]: int(r[1]) for r in con.execute(sql + " GROUP BY t.tag ORDER BY t.tag",
                                                  params).fetchall()}

@@ -333,29 +333,6 @@ def start_job(kind: str, work, *, params: dict, created_by: str):
                       created_by=created_by)
 
 
-def start_propagation(mask_id: int, *, direction: str, to_frame_id: int | None):
-    """Run services.masks.propagate as a background job of the signed-in user; returns the Job.
-    The role is checked before the job starts (and again in the job)."""
-    from dataclasses import replace
-
-    from endolite.services import Action
-    from endolite.services import masks as mask_service
-    from endolite.storage import annotations as store
-
-    here = ctx()
-    here.check(Action.MASK_PROPAGATE, owners=[store.get_mask(here.con, mask_id).annotator])
-
-    def work(cur, progress):
-        made = mask_service.propagate(replace(here, con=cur), mask_id, direction=direction,
-                                      to_frame_id=to_frame_id, progress=progress)
-        return {"made": len(made), "flagged": sum(m.flagged for m in made),
-                "mask_ids": [m.id for m in made]}
-
-    return start_job("propagate", work, params={"mask_id": mask_id, "direction": direction,
-                                                "to_frame_id": to_frame_id},
-                     created_by=here.actor.name)
-
-
 def link_to(page: str, label: str, icon: str | None = None) -> None:
     """A link to another page; plain text when the page runs outside the app's navigation (AppTest)."""
     from streamlit.errors import StreamlitAPIException

@@ -23,11 +23,13 @@ def test_setup_upload_extract_shows_thumbnails(tmp_path):
         page.get_by_label("Password", exact=True).fill("correct horse")
         page.get_by_role("button", name="Create administrator").click()
         page.get_by_role("heading", name="Library").wait_for()
+        wait_idle(page)
 
         page.get_by_role("link", name="Upload").click()
         page.get_by_role("heading", name="Upload").wait_for()
         page.locator(".st-key-upload_files input[type=file]").set_input_files(str(video))
         page.get_by_text("procedure.mp4").first.wait_for()
+        wait_idle(page)                   # the upload's rerun ends before Import is pressed
         page.get_by_role("button", name="Import").click()
         page.get_by_text("Imported 1 of 1").wait_for()
 

@@ -11,6 +11,7 @@ the size limit an admin sets, the page names the file on the server and the CLI 
 
 from __future__ import annotations
 
+import html
 import time
 
 import streamlit as st
@@ -116,8 +117,11 @@ for record in exports.recent(ctx, limit=10):
             links[record.id] = (exports.download_link(ctx, record), time.monotonic())
             fresh = True                                           # the export just written
         if fresh:
-            c2.markdown(f'<a href="{links[record.id][0]}" download="{path.name}">'
-                        f'Download {path.name}</a>', unsafe_allow_html=True)
+            # the file name is ours (format, time, random hex) and the URL a url-safe token;
+            # escaped anyway, as every text that reaches HTML
+            name = html.escape(path.name, quote=True)
+            c2.markdown(f'<a href="{html.escape(links[record.id][0], quote=True)}" '
+                        f'download="{name}">Download {name}</a>', unsafe_allow_html=True)
         elif c2.button("Download link", key=f"export_link_{record.id}"):
             links[record.id] = (exports.download_link(ctx, record), time.monotonic())
             st.rerun()

@@ -52,7 +52,8 @@ H, W = 60, 80                        # image-group frames; H != W
 ACTORS = {Role.ANNOTATOR: "ann", Role.LEAD: "lena", Role.ADMIN: "root"}
 OTHER = "bob"                        # an annotator whose records the "other" cases act on
 # actions the matrix names that no service performs yet: a service for one must come with a case
-PENDING: set[Action] = set()
+PENDING: set[Action] = {Action.SUGGESTION_DECIDE, Action.PREDICTED_SEGMENT_DECIDE, Action.TRAIN,
+                         Action.TRAIN_CANCEL, Action.PREDICT, Action.MISLABEL_REVIEW}
 
 
 def cheap_hash(password: str) -> str:

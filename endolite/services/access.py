@@ -44,6 +44,8 @@ class Action(StrEnum):
     MEDIA_UPLOAD = "media.upload"
     PASSWORD_CHANGE = "user.password_change"
     FRAME_TAG = "frame.tag"
+    SUGGESTION_DECIDE = "model.suggestion"
+    PREDICTED_SEGMENT_DECIDE = "model.predicted_segment"
     # lead
     MASK_IMPORT = "mask.import"
     SEGMENT_MATERIALIZE = "segment.materialize"
@@ -60,6 +62,10 @@ class Action(StrEnum):
     ANONYMIZATION_DECIDE = "media.validate"
     EXPORT = "export.write"
     IMPORT_COCO = "import.coco"
+    TRAIN = "model.train"
+    TRAIN_CANCEL = "model.cancel"
+    PREDICT = "model.predict"
+    MISLABEL_REVIEW = "model.mislabel_review"
     # admin
     USER_ADD = "user.add"
     USER_ROLE = "user.role"
@@ -94,6 +100,8 @@ MATRIX: dict[Action, Rule] = {
     Action.MEDIA_UPLOAD: Rule(Role.ANNOTATOR, what="upload files from the browser"),
     Action.PASSWORD_CHANGE: Rule(Role.ANNOTATOR, what="change one's own password"),
     Action.FRAME_TAG: Rule(Role.ANNOTATOR, own=True, what="set / remove one's tags on frames"),
+    Action.SUGGESTION_DECIDE: Rule(Role.ANNOTATOR, what="accept / reject a model's frame-label suggestion (accepting sets one's own frame label)"),
+    Action.PREDICTED_SEGMENT_DECIDE: Rule(Role.ANNOTATOR, what="accept / reject a predicted segment (accepting adds one's own segment)"),
     Action.MASK_IMPORT: Rule(Role.LEAD, what="import mask files from the server"),
     Action.SEGMENT_MATERIALIZE: Rule(Role.LEAD, what="materialise segments into frame labels"),
     Action.LABEL_ADD: Rule(Role.LEAD, what="create labels"),
@@ -109,6 +117,10 @@ MATRIX: dict[Action, Rule] = {
     Action.ANONYMIZATION_DECIDE: Rule(Role.LEAD, what="validate or reject an anonymization"),
     Action.EXPORT: Rule(Role.LEAD, what="export validated media and annotations"),
     Action.IMPORT_COCO: Rule(Role.LEAD, what="import COCO annotations from another tool"),
+    Action.TRAIN: Rule(Role.LEAD, what="start a training run"),
+    Action.TRAIN_CANCEL: Rule(Role.LEAD, what="cancel a training run"),
+    Action.PREDICT: Rule(Role.LEAD, what="run a trained model over videos / image groups"),
+    Action.MISLABEL_REVIEW: Rule(Role.LEAD, what="review likely mislabels a model found"),
     Action.USER_ADD: Rule(Role.ADMIN, what="create users"),
     Action.USER_ROLE: Rule(Role.ADMIN, what="change a user's role"),
     Action.USER_ACTIVE: Rule(Role.ADMIN, what="deactivate / reactivate users"),

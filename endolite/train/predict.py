@@ -1,0 +1,411 @@
+"""Fast inference with a trained endolite classifier (``best.pt``), over images, videos and
+image groups.
+
+``Predictor.load(path)`` reads the checkpoint (``endolite.train.model.load_checkpoint``) and
+``predict(images)`` returns per-label probabilities and the pooled backbone features of a batch
+of RGB images.  *Precision* is the numeric form inference runs in:
+
+- ``float32``: the reference;
+- ``float32+cl``: float32 with the network and input in ``channels_last`` memory format;
+- ``bfloat16`` / ``bfloat16+cl``: ``torch.autocast`` to bfloat16 (CPU with AVX512-BF16 / AMX,
+  or CUDA), without / with channels_last;
+- ``float16`` / ``float16+cl`` (CUDA only): autocast to float16.
+
+``precision="auto"`` measures, on the first batch given to ``predict`` (the calibration batch,
+at most ``CALIBRATION_BATCH`` images), every form the device offers and keeps the fastest whose
+probabilities agree with float32 within ``TOLERANCE`` (max absolute difference over the batch's
+probabilities); ``float32`` is kept when nothing faster agrees.  What was chosen, each form's
+time and agreement are in ``Predictor.calibration``.
+
+``predict_video`` decodes a video with PyAV in a thread (frames scaled to the model's size by
+the decoder) while the network runs on the previous batch; ``predict_images`` reads frame
+files.  Both yield nothing to the database: the service stores the result.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from endolite.errors import InvalidInput
+
+#: Largest max-abs probability difference to float32 that a faster form may show (0..1 scale).
+TOLERANCE = 0.02
+#: Images of the first batch used to choose the precision under "auto".
+CALIBRATION_BATCH = 8
+PRECISIONS = ("float32", "float32+cl", "bfloat16", "bfloat16+cl", "float16", "float16+cl")
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class PredictOutput:
+    """``probs``: float32 ``(N, L)`` sigmoid probabilities in ``Predictor.labels`` order;
+    ``features``: float32 ``(N, D)`` pooled backbone features (timm ``forward_features`` then
+    ``forward_head(pre_logits=True)``), the input of the classifier layer."""
+
+    probs: np.ndarray
+    features: np.ndarray
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How ``auto`` chose: ``chosen`` form; per form, seconds per image (median of timed runs)
+    and the max abs probability difference to float32 on the calibration batch."""
+
+    chosen: str
+    images: int
+    tolerance: float
+    seconds_per_image: dict[str, float] = field(default_factory=dict)
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VideoPrediction:
+    """The result of a pass over a video or image group.
+
+    ``frame_numbers``: int64 ``(N,)`` decoded frame index (0-based) of each row for a video, the
+    frame's position number for an image group; ``frame_ids``: int64 ``(N,)`` the stored frame id
+    for image groups, -1 for video rows (the service fills those it has extracted);
+    ``probs``: float32 ``(N, L)``; ``seconds``: wall time of decoding + inference;
+    ``fps``: rows per second over that time; ``decoded``: frames the decoder produced (every
+    frame is decoded even when every n-th is predicted)."""
+
+    frame_numbers: np.ndarray
+    frame_ids: np.ndarray
+    probs: np.ndarray
+    seconds: float
+    fps: float
+    decoded: int
+    precision: str
+
+
+def _device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise InvalidInput(f"device {device!r}: use auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidInput(f"device {device!r}: no CUDA device on this machine")
+    return device
+
+
+def candidate_precisions(device: str) -> tuple[str, ...]:
+    """The forms worth measuring on ``device`` ("cpu" / "cuda..."): bfloat16 only where the CPU
+    runs it natively (AVX512-BF16 or AMX), float16 only on CUDA."""
+    import torch
+
+    if device.startswith("cuda"):
+        out = ["float32", "float32+cl", "float16", "float16+cl"]
+        if torch.cuda.is_bf16_supported():
+            out += ["bfloat16", "bfloat16+cl"]
+        return tuple(out)
+    out = ["float32", "float32+cl"]
+    if _cpu_has_bf16():
+        out += ["bfloat16", "bfloat16+cl"]
+    return tuple(out)
+
+
+def _cpu_has_bf16() -> bool:
+    """Does this CPU have bfloat16 instructions (AVX512-BF16 or AMX)?  Linux flags; elsewhere
+    assume not (emulated bfloat16 is slower than float32)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+class Predictor:
+    """A trained classifier ready for inference.  Not thread-safe (one predict at a time).
+
+    Attributes: ``labels`` (tuple of label names, the output order), ``image_size`` (S: images
+    are squashed to S x S), ``precision`` (the form in use; "auto" until the first batch
+    decides), ``device``, ``meta`` (the checkpoint without weights), ``calibration``
+    (``Calibration`` when "auto" chose, else None).
+    """
+
+    def __init__(self, model, meta: dict[str, Any], *, device: str, precision: str):
+        import torch
+
+        self.model = model
+        self.meta = meta
+        self.labels: tuple[str, ...] = tuple(meta["labels"])
+        self.image_size = int(meta.get("image_size") or 224)
+        self.device = device
+        self.calibration: Calibration | None = None
+        mean = meta.get("mean") or (0.485, 0.456, 0.406)
+        std = meta.get("std") or (0.229, 0.224, 0.225)
+        # x = (u8 / 255 - mean) / std  ==  u8 * scale + shift
+        self._scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=device).view(1, 3, 1, 1)
+        self._shift = torch.tensor([-m / s for m, s in zip(mean, std)], device=device).view(1, 3, 1, 1)
+        self._layout: str | None = None
+        if precision != "auto":
+            if precision not in PRECISIONS:
+                raise InvalidInput(f"precision {precision!r}: use auto or one of {', '.join(PRECISIONS)}")
+            if precision.startswith("float16") and not device.startswith("cuda"):
+                raise InvalidInput("precision float16: only on a CUDA device")
+            self._set_layout(precision)
+        self.precision = precision
+
+    @classmethod
+    def load(cls, checkpoint_path: str | Path, *, device: str = "auto",
+             precision: str = "auto") -> "Predictor":
+        """Load ``best.pt`` (format ``endolite-classifier/1``).  ``device``: auto | cpu | cuda;
+        ``precision``: auto | one of ``PRECISIONS``.  InvalidInput for a missing or foreign file."""
+        from endolite.train.model import load_checkpoint
+
+        path = Path(checkpoint_path)
+        if not path.is_file():
+            raise InvalidInput(f"model checkpoint {path}: no such file")
+        dev = _device(device)
+        model, meta = load_checkpoint(path, device=dev)
+        return cls(model, meta, device=dev, precision=precision)
+
+    # --- the network -------------------------------------------------------------------------
+    def _set_layout(self, precision: str) -> None:
+        import torch
+
+        layout = "cl" if precision.endswith("+cl") else "contiguous"
+        if layout != self._layout:
+            fmt = torch.channels_last if layout == "cl" else torch.contiguous_format
+            self.model = self.model.to(memory_format=fmt)
+            self._layout = layout
+
+    def to_tensor(self, images: np.ndarray):
+        """uint8 ``(N, H, W, 3)`` RGB -> normalised float32 ``(N, 3, S, S)`` on the device
+        (bilinear resize with antialiasing when H, W differ from S)."""
+        import torch
+        import torch.nn.functional as F
+
+        arr = np.asarray(images)
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+            raise InvalidInput(f"images: expected uint8 (N, H, W, 3) RGB, got {arr.dtype} "
+                               f"{tuple(arr.shape)}")
+        # NHWC memory viewed as NCHW: already channels_last, no copy
+        x = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device).permute(0, 3, 1, 2)
+        s = self.image_size
+        x = x.float()
+        if x.shape[-2:] != (s, s):
+            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False,
+                              antialias=x.shape[-2] > s or x.shape[-1] > s)
+        x = x * self._scale + self._shift
+        return x
+
+    def _forward(self, x, precision: str):
+        """(probs, features) float32 numpy for a normalised batch ``x`` under ``precision``."""
+        import torch
+
+        self._set_layout(precision)
+        x = x.contiguous(memory_format=torch.channels_last if precision.endswith("+cl")
+                         else torch.contiguous_format)
+        kind = precision.split("+")[0]
+        dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(kind)
+        dev_type = "cuda" if self.device.startswith("cuda") else "cpu"
+        with torch.inference_mode(), torch.autocast(dev_type, dtype=dtype or torch.bfloat16,
+                                                    enabled=dtype is not None):
+            feats = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+            logits = self.model.get_classifier()(feats)
+            probs = torch.sigmoid(logits.float())
+        return (probs.cpu().numpy().astype(np.float32, copy=False),
+                feats.float().cpu().numpy().astype(np.float32, copy=False))
+
+    def _calibrate(self, x) -> None:
+        """Choose the fastest precision agreeing with float32 within TOLERANCE on ``x``."""
+        batch = x[:CALIBRATION_BATCH]
+        ref, _ = self._forward(batch, "float32")
+        times: dict[str, float] = {}
+        diffs: dict[str, float] = {}
+        for prec in candidate_precisions(self.device):
+            self._forward(batch, prec)  # warm-up (first call of a layout / dtype is slower)
+            runs = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                probs, _ = self._forward(batch, prec)
+                runs.append(time.perf_counter() - t0)
+            times[prec] = float(np.median(runs)) / len(batch)
+            diffs[prec] = float(np.max(np.abs(probs - ref))) if probs.size else 0.0
+        ok = [p for p in times if diffs[p] <= TOLERANCE]
+        chosen = min(ok, key=lambda p: times[p]) if ok else "float32"
+        self.calibration = Calibration(chosen=chosen, images=len(batch), tolerance=TOLERANCE,
+                                       seconds_per_image=times, max_abs_diff=diffs)
+        self.precision = chosen
+        self._set_layout(chosen)
+
+    def predict(self, images: np.ndarray) -> PredictOutput:
+        """Probabilities and features for uint8 RGB ``(N, H, W, 3)`` images of any size (squashed
+        to ``image_size``).  N = 0 gives empty ``(0, L)`` / ``(0, 0)`` arrays.  Under "auto" the
+        first non-empty batch also chooses the precision (see the module docstring)."""
+        arr = np.asarray(images)
+        if arr.ndim == 4 and arr.shape[0] == 0:
+            return PredictOutput(np.zeros((0, len(self.labels)), np.float32),
+                                 np.zeros((0, 0), np.float32))
+        x = self.to_tensor(arr)
+        if self.precision == "auto":
+            self._calibrate(x)
+        probs, feats = self._forward(x, self.precision)
+        return PredictOutput(probs=probs, features=feats)
+
+    # --- videos and image groups ---------------------------------------------------------------
+    def predict_video(self, path: str | Path, *, every: int = 1, batch_size: int = 16,
+                      progress: Progress | None = None,
+                      cancelled: Callable[[], bool] | None = None) -> VideoPrediction:
+        """Predict every ``every``-th decoded frame (0, n, 2n, ...) of the video at ``path``.
+
+        Decoding (PyAV, frame threading, scaled to S x S RGB by the decoder) runs in a thread
+        and fills a small queue of batches while the network works on the previous one.
+        ``progress(fraction, message)`` after each batch (fraction over the stream's frame count
+        when known).  ``cancelled()`` is polled between batches; a True stops the pass early
+        and returns what was predicted.  InvalidInput when the file cannot be decoded.
+        """
+        if every < 1:
+            raise InvalidInput(f"every: must be at least 1, got {every}")
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidInput(f"video {path}: no such file")
+        total = _frame_count(path)
+        batches: queue.Queue = queue.Queue(maxsize=3)
+        stop = threading.Event()
+        state: dict[str, Any] = {"decoded": 0, "error": None}
+        thread = threading.Thread(target=_decode_batches, name="endolite-predict-decode",
+                                  args=(path, self.image_size, every, batch_size, batches, stop, state),
+                                  daemon=True)
+        t0 = time.perf_counter()
+        thread.start()
+        numbers: list[np.ndarray] = []
+        probs: list[np.ndarray] = []
+        try:
+            for nums, imgs in _drain(batches):
+                out = self.predict(imgs)
+                numbers.append(nums)
+                probs.append(out.probs)
+                done = int(nums[-1]) + 1
+                if progress is not None:
+                    frac = min(done / total, 0.999) if total else 0.0
+                    progress(frac, f"predicted frame {done}" + (f" of {total}" if total else ""))
+                if cancelled is not None and cancelled():
+                    break
+        finally:
+            stop.set()
+            while thread.is_alive():
+                try:
+                    batches.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            thread.join()
+        if state["error"] is not None:
+            raise InvalidInput(f"video {path}: cannot be decoded ({state['error']})")
+        return self._result(numbers, probs, None, t0, state["decoded"])
+
+    def predict_images(self, paths: Sequence[str | Path], numbers: Sequence[int],
+                       frame_ids: Sequence[int], *, batch_size: int = 16,
+                       progress: Progress | None = None) -> VideoPrediction:
+        """Predict image files (an image group's frames); ``numbers`` / ``frame_ids`` are returned
+        as the rows' frame numbers / ids, in the given order."""
+        from endolite.media.images import read_image
+
+        if not (len(paths) == len(numbers) == len(frame_ids)):
+            raise InvalidInput("predict_images: paths, numbers and frame_ids differ in length")
+        t0 = time.perf_counter()
+        out_probs: list[np.ndarray] = []
+        s = self.image_size
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start:start + batch_size]
+            imgs = np.stack([_squash(read_image(p), s) for p in chunk])
+            out_probs.append(self.predict(imgs).probs)
+            if progress is not None:
+                progress(min((start + len(chunk)) / len(paths), 0.999),
+                         f"predicted image {start + len(chunk)} of {len(paths)}")
+        nums = [np.asarray(numbers, np.int64)] if len(paths) else []
+        res = self._result(nums, out_probs, np.asarray(frame_ids, np.int64), t0, len(paths))
+        return res
+
+    def _result(self, numbers, probs, frame_ids, t0: float, decoded: int) -> VideoPrediction:
+        seconds = time.perf_counter() - t0
+        nums = np.concatenate(numbers).astype(np.int64) if numbers else np.zeros(0, np.int64)
+        p = np.concatenate(probs) if probs else np.zeros((0, len(self.labels)), np.float32)
+        ids = frame_ids if frame_ids is not None else np.full(len(nums), -1, np.int64)
+        return VideoPrediction(frame_numbers=nums, frame_ids=ids, probs=p, seconds=seconds,
+                               fps=len(nums) / seconds if seconds > 0 else 0.0, decoded=decoded,
+                               precision=self.precision)
+
+
+def _squash(rgb: np.ndarray, size: int) -> np.ndarray:
+    """An RGB image resized to size x size (cv2 INTER_AREA when shrinking); uint8 (S, S, 3)."""
+    import cv2
+
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    rgb = rgb[..., :3]
+    if rgb.shape[:2] == (size, size):
+        return np.ascontiguousarray(rgb)
+    shrink = rgb.shape[0] > size or rgb.shape[1] > size
+    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def _frame_count(path: Path) -> int:
+    """The video stream's frame count from the container (0 when it does not say)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return int(container.streams.video[0].frames or 0)
+    except Exception:  # noqa: BLE001 - decoding reports the real error
+        return 0
+
+
+def _decode_batches(path: Path, size: int, every: int, batch_size: int, out: queue.Queue,
+                    stop: threading.Event, state: dict[str, Any]) -> None:
+    """Decoder thread: put ``(frame_numbers int64 (B,), images uint8 (B, S, S, 3))`` batches of
+    every ``every``-th frame on ``out``, then None.  Errors go to ``state["error"]``."""
+    import av
+
+    nums: list[int] = []
+    imgs: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            index = 0
+            for frame in container.decode(stream):
+                if stop.is_set():
+                    return
+                if index % every == 0:
+                    imgs.append(frame.to_ndarray(width=size, height=size, format="rgb24"))
+                    nums.append(index)
+                    if len(imgs) == batch_size:
+                        out.put((np.asarray(nums, np.int64), np.stack(imgs)))
+                        nums, imgs = [], []
+                index += 1
+                state["decoded"] = index
+        if imgs:
+            out.put((np.asarray(nums, np.int64), np.stack(imgs)))
+    except Exception as exc:  # noqa: BLE001 - reported by the consumer
+        state["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        out.put(None)
+
+
+def _drain(batches: queue.Queue) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    while True:
+        item = batches.get()
+        if item is None:
+            return
+        yield item
+

@@ -435,3 +435,24 @@ def test_cli_import_coco_prints_counts_and_exits_1_on_refusal(project, capsys):
     assert main(["--data", data, "--user", "ann", "import", "coco", str(path),
                  "--annotator", "ann"]) == 1
     assert "may not import.coco" in capsys.readouterr().err
+
+
+def test_importing_the_same_file_again_adds_nothing_and_a_changed_annotation_is_added(project):
+    p = project
+    doc = cvat_doc(p)
+    path = _write(p, doc, "cvat.json")
+    first = import_coco(p.ctx, path, annotator="ann")
+    before = _snapshot(p)
+    again = import_coco(p.ctx, path, annotator="ann")
+    assert again.mask_ids == () and again.skipped == 3
+    assert _snapshot(p) == before, "a re-import stored no row, label or PNG"
+    assert any("already imported" in line for line in again.lines())
+    # another annotator's import of the same file is theirs: stored
+    other = import_coco(p.ctx, path, annotator="bob")
+    assert len(other.mask_ids) == 3 and other.skipped == 0
+    # one annotation's polygon moved: only that one is new
+    moved = json.loads(json.dumps(doc))
+    moved["annotations"][0]["segmentation"] = [[x + 2 for x in moved["annotations"][0]["segmentation"][0]]]
+    third = import_coco(p.ctx, _write(p, moved, "cvat-moved.json"), annotator="ann")
+    assert len(third.mask_ids) == 1 and third.skipped == 2
+    assert annotations.get_mask(p.con, third.mask_ids[0]).frame_id == first.frame_ids[0]

@@ -1,6 +1,10 @@
 """COCO import (leads and admins): masks, polygons and boxes another tool wrote, stored as
 ``annotator``'s masks (source ``import``) on the frames the COCO images name.
 
+Importing the same file again adds nothing: an annotation whose mask is already stored,
+pixel for pixel, as ``annotator``'s imported mask of that label on that frame is skipped and
+counted (``skipped``).
+
 All or nothing: the file is parsed, matched and decoded first (``endolite.ingest.coco_import``,
 pure); then the missing labels (category names), every mask row and its PNG mirror are written
 in one transaction through ``annotate.prepare_masks`` / ``store_prepared``, so a refusal or a
@@ -21,6 +25,7 @@ from endolite.ingest import coco_import as core
 from endolite.records import Label, MaskSource
 from endolite.services.access import Action, Ctx
 from endolite.storage import labels, users
+from endolite.storage.annotations import masks_of
 from endolite.storage.tx import transaction
 
 CHUNK = 256          # masks decoded and stored at a time (all inside the one transaction)
@@ -40,15 +45,26 @@ class CocoImportResult:
     labels_created: tuple[str, ...]
     images: int                       # images listed in the file
     annotations: int
+    skipped: int = 0                  # already stored (same frame, label, annotator, pixels)
 
     def lines(self) -> list[str]:
         """A short human summary (CLI, page)."""
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.kinds.items())) or "nothing"
         out = [f"{self.source}: imported {len(self.mask_ids)} annotations ({kinds}) on "
                f"{len(self.frame_ids)} frames as {self.annotator}"]
+        if self.skipped:
+            out.append(f"{self.skipped} annotations were already imported (same frame, label "
+                       f"and pixels) and were skipped")
         if self.labels_created:
             out.append(f"new labels: {', '.join(self.labels_created)}")
         return out
+
+
+def _counts(rle) -> str:
+    """A COCO RLE's counts as text (pycocotools' compressed counts are canonical: equal masks of
+    one size have equal counts)."""
+    counts = rle["counts"] if isinstance(rle, dict) else rle
+    return counts.decode("ascii") if isinstance(counts, bytes) else str(counts)
 
 
 def _existing_label(con, name: str) -> Label | None:
@@ -82,6 +98,12 @@ def import_coco(ctx: Ctx, source: str | Path | bytes, *, annotator: str, name: s
               annotate.frame_names(ctx.con, video_id=video_id, group_id=group_id)]
     plan = core.plan_import(parsed, frames, source=label)
 
+    stored = {(m.frame_id, m.label.casefold(), _counts(m.coco_rle)) for m in
+              masks_of(ctx.con, frame_ids=sorted({i.frame_id for i in plan}), annotator=annotator)
+              if m.source == MaskSource.IMPORT}
+    fresh = [i for i in plan if (i.frame_id, i.category.casefold(), _counts(i.rle)) not in stored]
+    skipped = len(plan) - len(fresh)
+    plan = fresh
     written: list[Path] = []
     created: list[Label] = []
     ids: dict[int, int] = {}                  # annotation id -> mask id
@@ -110,7 +132,7 @@ def import_coco(ctx: Ctx, source: str | Path | bytes, *, annotator: str, name: s
                 frame_ids=tuple(sorted({i.frame_id for i in plan})),
                 kinds=dict(Counter(str(i.kind) for i in plan)),
                 labels_created=tuple(lab.name for lab in created),
-                images=len(parsed.images), annotations=len(parsed.annotations))
+                images=len(parsed.images), annotations=len(parsed.annotations), skipped=skipped)
             for lab in created:
                 ctx.record(Action.LABEL_ADD, entity="label", entity_id=lab.id, name=lab.name,
                            kind=str(lab.kind), color=lab.color, allowed=list(lab.allowed),
@@ -119,7 +141,7 @@ def import_coco(ctx: Ctx, source: str | Path | bytes, *, annotator: str, name: s
                        masks=len(result.mask_ids), frames=len(result.frame_ids),
                        kinds=result.kinds, labels_created=list(result.labels_created),
                        mask_ids=list(result.mask_ids), images=result.images,
-                       annotations=result.annotations)
+                       annotations=result.annotations, skipped=skipped)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
@@ -133,4 +155,4 @@ def summary(result: CocoImportResult) -> dict[str, Any]:
             "imported": len(result.mask_ids), "kinds": result.kinds,
             "frames": list(result.frame_ids), "mask_ids": list(result.mask_ids),
             "labels_created": list(result.labels_created), "images": result.images,
-            "annotations": result.annotations}
+            "annotations": result.annotations, "skipped": result.skipped}

@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_commands(sub)
     add_import_commands(sub)
     add_tag_commands(sub)
+    from endolite.cli.predict import add_predict_commands
+    add_predict_commands(sub)
+    from endolite.cli.training import add_training_commands
+    add_training_commands(sub)
     return p
 
 

@@ -5,6 +5,8 @@
 1. a demux pass (``media.index_video``): every packet's pts and keyframe flag, no decoding.
    Frame numbers are pts ranks (presentation order from 0), timestamps seconds from frame 0;
 2. for methods that need pixels (k-means), a thumbnail pass (``media.scan_thumbnails``);
+   for ``uncertain`` (active learning), a sparse pass over an even grid of candidates scored
+   by a finished training run's model (``endolite.train.active.score_range``);
 3. the selector from ``sampling.SELECTORS`` -> picked frame numbers, plus ``context`` frames
    either side of each pick (clipped to the video);
 4. a sparse decoding pass (``media.decode_frames``) over the picks and context frames that
@@ -160,7 +162,8 @@ def extract_frames(con, settings: Settings, video_id: int, *, method: SampleMeth
                    start: float | str | None = None, end: float | str | None = None,
                    context: int = 2, seed: int = 0, fmt: str = "jpg", quality: int = 90,
                    user: str | None = None, progress: ProgressFn | None = None,
-                   step: int | None = None, target_fps: float | None = None) -> ExtractionResult:
+                   step: int | None = None, target_fps: float | None = None,
+                   model: int | None = None) -> ExtractionResult:
     """Pick ``count`` frames of video ``video_id`` with ``method`` and store them.
 
     ``start``/``end``: a fraction in [0, 1] (float or "0.25") or seconds ("12.5s"); None is
@@ -168,8 +171,9 @@ def extract_frames(con, settings: Settings, video_id: int, *, method: SampleMeth
     side of every pick (``is_context=True``, ``parent_id`` = the pick's frame id).  ``seed``
     makes random and k-means selections reproducible.  ``fmt``: "jpg" (``quality`` 1-100) or
     "png".  ``step`` / ``target_fps``: uniform sampling every n-th frame / at a frame rate
-    (then ``count`` caps the number, 0 = no cap).  ``progress(fraction, message)`` is called
-    while decoding.
+    (then ``count`` caps the number, 0 = no cap).  ``model``: for method ``uncertain`` (and only
+    for it), the id of a done training run whose model scores the candidates; the params record
+    the run and the picks' scores.  ``progress(fraction, message)`` is called while decoding.
 
     A frame number already stored for the video is reused (row and file); a stored context
     frame that is now picked becomes a pick.  Returns the picked and context frames in frame
@@ -183,6 +187,9 @@ def extract_frames(con, settings: Settings, video_id: int, *, method: SampleMeth
         raise InvalidInput(f"fmt: {fmt!r} is not one of jpg, png")
     if name != "uniform" and (step is not None or target_fps is not None):
         raise InvalidInput(f"step / target_fps: only for method uniform, not {name}")
+    if (model is not None) != (name == "uncertain"):
+        raise InvalidInput("model: method uncertain needs a training run id (model)" if model is None
+                           else f"model: only for method uncertain, not {name}")
     quality = _int_option(quality, "quality", low=1, high=100)
     context = _int_option(context, "context", low=0, high=1000)
     seed = _int_option(seed, "seed", low=0)
@@ -199,9 +206,17 @@ def extract_frames(con, settings: Settings, video_id: int, *, method: SampleMeth
     lo, hi = frame_range(index, start, end)
 
     counter = media.DecodeCounter()
-    candidates = _candidates(path, index, lo, hi, selector.needs, count, counter, report)
     rng = np.random.default_rng(seed)
-    options = {"step": step, "target_fps": target_fps} if name == "uniform" else {}
+    options: dict[str, Any] = {"step": step, "target_fps": target_fps} if name == "uniform" else {}
+    scored = None
+    if name == "uncertain":
+        from endolite.train.active import score_range
+
+        scored = score_range(con, settings, path, index, lo, hi, run_id=model, count=count,
+                             counter=counter, progress=lambda f, m: report(0.02 + 0.58 * f, m))
+        candidates, options["features"] = scored.candidates, scored.features
+    else:
+        candidates = _candidates(path, index, lo, hi, selector.needs, count, counter, report)
     picks = sampling.select(name, candidates, count=count, rng=rng, **options)
     parents = context_targets(picks, context, index.frame_count)
 
@@ -216,7 +231,7 @@ def extract_frames(con, settings: Settings, video_id: int, *, method: SampleMeth
 
     written: list[Path] = []
     try:
-        begin = 0.35 if "thumbnails" in selector.needs else 0.05
+        begin = 0.6 if scored is not None else 0.35 if "thumbnails" in selector.needs else 0.05
         rows = _write_frames(settings, video_id, path, index, to_decode, existing, ids, ext, quality,
                              counter, written,
                              lambda f: report(begin + (0.97 - begin) * f, "decoding picked frames"))
@@ -238,7 +253,8 @@ def extract_frames(con, settings: Settings, video_id: int, *, method: SampleMeth
                   "target_fps": target_fps, "candidates": len(candidates),
                   "picked": len(picked_numbers), "new_frames": len(rows),
                   "reused": sum(1 for n in wanted if n in existing),
-                  "not_decoded": [n for n in new_numbers if n not in rows]}
+                  "not_decoded": [n for n in new_numbers if n not in rows],
+                  **(scored.params(picks) if scored is not None else {})}
         report(0.98, "saving")
         extraction_id = _save(con, video_id=video_id, method=name, params=params, rows=rows,
                               promote=promote, frames_decoded=counter.frames, user=user)
@@ -252,7 +268,7 @@ def extract_frames(con, settings: Settings, video_id: int, *, method: SampleMeth
     context_frames = tuple(stored[frame_id[n]] for n in sorted(parents)
                            if n in frame_id and stored[frame_id[n]].is_context)
     report(1.0, f"stored {len(picked)} frames and {len(context_frames)} context frames")
-    return ExtractionResult(extraction_id=extraction_id, video_id=video_id, method=SampleMethod(name),
+    return ExtractionResult(extraction_id=extraction_id, video_id=video_id, method=_enum(name),
                             picked=picked, context=context_frames, frames_decoded=counter.frames)
 
 
@@ -354,6 +370,11 @@ def _candidates(path: Path, index: media.StreamIndex, lo: int, hi: int, needs: f
     keyframe = np.isin(numbers, index.keyframes) if "keyframes" in needs else None
     return sampling.Candidates(frame_numbers=numbers, thumbnails=thumbnails, keyframe=keyframe,
                                fps=index.fps or None)
+
+
+def _enum(name: str) -> SampleMethod | str:
+    """The SampleMethod of ``name``; the plain name for a selector the enum does not list."""
+    return SampleMethod(name) if name in SampleMethod._value2member_map_ else name
 
 
 def _progress(progress: ProgressFn | None) -> ProgressFn:

@@ -7,7 +7,8 @@ A *selector* takes the candidates of one video range and returns the frame numbe
 ``Candidates`` holds what the caller could learn about the range: the frame numbers
 (``(N,) int64``, ascending, unique, presentation order from 0) and, when a selector asks for
 them through its ``needs``, small luma thumbnails ``(N, h, w) uint8``, keyframe flags
-``(N,) bool`` or per-frame scores ``(N,) float`` (for a later ``uncertainty`` method).  Every
+``(N,) bool`` or per-frame scores ``(N,) float`` (the ``uncertain`` method: a trained model's
+uncertainty, ``endolite.train.uncertainty``).  Every
 selector returns a sorted, duplicate-free ``(k,) int64`` array of frame numbers drawn from
 ``candidates.frame_numbers`` with ``k <= count``, and exactly ``min(count, N)`` unless its
 docstring says otherwise.  Randomness comes only from the ``rng`` passed in, so a seed
@@ -15,8 +16,8 @@ reproduces a selection.
 
 New methods plug in with ``register_selector``::
 
-    @register_selector("uncertainty", needs=("scores",))
-    def select_uncertainty(candidates, *, count, rng, **options): ...
+    @register_selector("uncertain", needs=("scores",))
+    def select_uncertain(candidates, *, count, rng, features=None, **options): ...
 
 ``endolite.extract`` looks up ``SELECTORS[method].needs`` to decide which decoding passes to run.
 """
@@ -216,6 +217,31 @@ def select_kmeans(candidates: Candidates, *, count: int, rng: np.random.Generato
     if len(picked) < count:
         picked = _fill_farthest(features, picked, count)
     return numbers[np.asarray(sorted(picked), dtype=np.int64)]
+
+
+@register_selector("uncertain", needs=("scores",))
+def select_uncertain(candidates: Candidates, *, count: int, rng: np.random.Generator,
+                     features: np.ndarray | None = None, candidates_factor: float | None = None,
+                     **_: Any) -> np.ndarray:
+    """Active learning: the most uncertain candidates, spread over the model's features.
+
+    ``candidates.scores``: ``(N,)`` uncertainty (``endolite.train.uncertainty``; higher = less
+    sure).  ``features``: ``(N, D)`` float, the model's image features of the same rows (None:
+    the thumbnails when present, else no spreading).  Keeps the ``candidates_factor`` x
+    ``count`` most uncertain rows and picks one per k-means cluster (the most uncertain
+    member), seeded from ``rng``: ``uncertainty.pick_uncertain``.  Returns exactly
+    ``min(count, N)`` frames.
+    """
+    from endolite.train import uncertainty
+
+    count = _check_count(count)
+    if features is None and candidates.thumbnails is not None:
+        features = np.asarray(candidates.thumbnails).reshape(len(candidates), -1)
+    factor = uncertainty.CANDIDATES_FACTOR if candidates_factor is None else float(candidates_factor)
+    seed = int(rng.integers(0, 2**31 - 1))
+    rows = uncertainty.pick_uncertain(candidates.scores, features, count=count,
+                                      candidates_factor=factor, seed=seed)
+    return candidates.frame_numbers[rows]
 
 
 def kmeans_fit(thumbnails: np.ndarray, count: int, *, seed: int, n_components: int = 32,

@@ -42,3 +42,26 @@ def test_annotator_is_refused_the_page(app_env, tmp_path):
     assert any("for admin / lead" in e.value for e in at.error), [e.value for e in at.error]
     assert not at.button, "no Extract button"
     assert media.frames_of(con, video_id=media.list_videos(con)[0].id) == []
+
+
+def test_uncertain_method_offers_done_training_runs(app_env, tmp_path):
+    con = connect(app_env)
+    lead = make_user(con, "lena", Role.LEAD)
+    [video] = ingest_paths(con, app_env, [write_disc_video(tmp_path / "v.mp4", 20, gop=10)],
+                           user="lena")
+    at = page("views/extract.py", lead).run()
+    at.selectbox(key="extract_method").set_value("uncertain").run()
+    assert not at.exception, at.exception
+    assert any("No finished training run" in i.value for i in at.info), [i.value for i in at.info]
+    assert at.button(key="extract_go").disabled
+
+    con.execute("INSERT INTO training_runs (id, status, backbone, labels, label_ids, run_dir) "
+                "VALUES (7, 'done', 'resnet18', '[\"polyp\"]', '[1]', 'models/run_7'), "
+                "(8, 'failed', 'resnet18', '[\"polyp\"]', '[1]', 'models/run_8')")
+    at.run()
+    model = at.selectbox(key="extract_model")
+    assert model.options == ["run 7: resnet18, polyp"], "done runs only"
+    at.button(key="extract_go").click().run()
+    assert not at.exception, at.exception
+    assert any("has no checkpoint" in e.value for e in at.error), [e.value for e in at.error]
+    assert media.frames_of(con, video_id=video.id) == []

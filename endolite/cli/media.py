@@ -5,6 +5,10 @@ from __future__ import annotations
 from endolite.cli.common import Output, _open, as_job, context
 from endolite.records import IngestStatus, SampleMethod, to_dict
 
+#: Extraction methods: the SampleMethod values and ``uncertain`` (``endolite.sampling``).
+METHODS = list(dict.fromkeys([*(m.value for m in SampleMethod), "uncertain"]))
+
+
 def cmd_ingest(args, out: Output) -> int:
     from endolite.services import media
 
@@ -21,6 +25,8 @@ def cmd_extract(args, out: Output) -> int:
     ctx = context(args)
     options = dict(method=args.method, count=args.count, start=args.start, end=args.end,
                    context=args.context, seed=args.seed, fmt=args.format, quality=args.quality)
+    if args.model is not None:
+        options["model"] = args.model
     result = as_job(ctx, "extract", {"video_id": args.video_id, **options},
                     lambda c, progress: media.extract(c, args.video_id, progress=progress, **options))
     data = {"extraction_id": result.extraction_id, "video_id": result.video_id,
@@ -84,7 +90,8 @@ def add_media_commands(sub) -> None:
 
     s = sub.add_parser("extract", help="pick frames worth labeling from a video")
     s.add_argument("video_id", type=int)
-    s.add_argument("--method", choices=[m.value for m in SampleMethod], default="uniform")
+    s.add_argument("--method", choices=METHODS, default="uniform",
+                   help="uncertain: active learning with a trained model (needs --model)")
     s.add_argument("--count", type=int, default=20)
     s.add_argument("--start", help="fraction in [0,1] or seconds with an s suffix (e.g. 12s)")
     s.add_argument("--end", help="fraction in [0,1] or seconds with an s suffix")
@@ -92,6 +99,8 @@ def add_media_commands(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--format", choices=["jpg", "png"], default="jpg")
     s.add_argument("--quality", type=int, default=90, help="JPEG quality")
+    s.add_argument("--model", type=int, metavar="RUN_ID",
+                   help="for --method uncertain: the done training run whose model scores frames")
     s.set_defaults(func=cmd_extract)
 
     s = sub.add_parser("frames", help="list the frames of a video or image group")

@@ -32,7 +32,12 @@ Decisions:
   ``issue`` of ``issue_type`` ``duplicates`` for frames in a near-duplicate group
   (``similarity.near_duplicate_groups`` on perceptual hashes of the blanked copies):
   ``duplicate_group_id`` a uuid5 of the group, ``confidence`` 1 - (smallest Hamming distance
-  to another member) / 64, ``duplicate_threshold`` 1 - ``max_distance`` / 64.
+  to another member) / 64, ``duplicate_threshold`` 1 - ``max_distance`` / 64;
+  ``issue`` of ``issue_type`` ``mislabels`` (when ``settings`` is given): the likely mislabels
+  (``endolite.train.mislabels``) of training run ``mislabel_run`` (default: the newest done run
+  with held-out predictions) on the frame that no lead dismissed, most confident first:
+  ``actual_label`` the annotation the run trained with (``"polyp"`` = present, ``"not polyp"``
+  = absent), ``suggested_label`` the model's answer, ``confidence`` its probability of it.
 * Times are ISO 8601 in UTC without an offset, as Visual Layer writes them.
 * No patient identifiers: no titles, original names, urls, client metadata, server paths.
 """
@@ -48,6 +53,7 @@ from typing import Any
 import duckdb
 
 from endolite import similarity
+from endolite.config import Settings
 from endolite.export.ai_dataset import NAMESPACE
 from endolite.export.plan import ExportFrame, ExportPlan
 from endolite.export.validation import to_json_bytes, validate
@@ -118,6 +124,31 @@ def _duplicates(hashes: Mapping[int, str], max_distance: int) -> dict[int, dict[
     return out
 
 
+def _label_text(name: str, present: bool) -> str:
+    return name if present else f"not {name}"
+
+
+def _mislabels(con: duckdb.DuckDBPyConnection, settings: Settings | None, run_id: int | None,
+               frame_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """``mislabels`` issues by frame id (none without ``settings`` or without a done run)."""
+    from endolite.train.mislabels import latest_run, run_mislabels
+
+    if settings is None or not frame_ids:
+        return {}
+    run_id = latest_run(con, settings) if run_id is None else run_id
+    if run_id is None:
+        return {}
+    out: dict[int, list[dict[str, Any]]] = {}
+    for m in run_mislabels(con, settings, run_id, frame_ids=frame_ids):
+        if m.decision == "dismissed":
+            continue
+        out.setdefault(m.frame_id, []).append({"type": "issue", "properties": {
+            "issue_type": "mislabels", "confidence": round(float(m.confidence), 6),
+            "actual_label": _label_text(m.label, m.given),
+            "suggested_label": _label_text(m.label, m.suggested)}})
+    return out
+
+
 def _cluster_ids(frames: list[ExportFrame], cluster_count: int | None, seed: int) -> dict[int, str]:
     if not frames:
         return {}
@@ -136,12 +167,16 @@ def visual_layer_document(con: duckdb.DuckDBPyConnection, plan: ExportPlan, *, d
                           dataset_creation_time: datetime | None = None,
                           export_time: datetime | None = None,
                           hashes: Mapping[int, str] | None = None, max_distance: int = 6,
-                          cluster_count: int | None = None, seed: int = 0) -> dict[str, Any]:
+                          cluster_count: int | None = None, seed: int = 0,
+                          settings: Settings | None = None,
+                          mislabel_run: int | None = None) -> dict[str, Any]:
     """The Visual Layer dict of ``plan`` (see the module docstring).
 
     ``hashes``: ``frame_id -> phash`` (e.g. ``similarity.frame_hashes``, cached); default: hash
     the plan's blanked copies now.  ``max_distance``: Hamming bits for near duplicates.
     ``export_time`` defaults to now, ``dataset_creation_time`` to ``export_time``.
+    ``settings`` (the data directory, where run directories live): add ``mislabels`` issues of
+    training run ``mislabel_run`` (None: the newest done run with held-out predictions).
     Raises ExportRefused when the document fails the schema (naming the field).
     """
     frames = sorted(plan.frames, key=lambda f: f.frame_id)
@@ -156,6 +191,7 @@ def visual_layer_document(con: duckdb.DuckDBPyConnection, plan: ExportPlan, *, d
     for m in (annotations.masks_of(con, frame_ids=ids) if ids else []):
         objects.setdefault(int(m.frame_id), []).append(_object(m))
     frame_tags = tags.tags_of(con, ids)
+    mislabels = _mislabels(con, settings, mislabel_run, ids)
     items = []
     for f in frames:
         meta: list[dict[str, Any]] = []
@@ -170,6 +206,7 @@ def visual_layer_document(con: duckdb.DuckDBPyConnection, plan: ExportPlan, *, d
             "assigned_date": _vl_time(t.created_at)}} for t in frame_tags.get(f.frame_id, [])]
         if f.frame_id in duplicates:
             meta.append(duplicates[f.frame_id])
+        meta += mislabels.get(f.frame_id, [])
         items.append({
             "media_id": str(uuid.uuid5(NAMESPACE, f"frame:{f.frame_id}:{f.sha256}")),
             "media_type": "video_frame" if f.video_id is not None else "image",

@@ -100,7 +100,8 @@ def one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if len(lines) > 1 and "Original Traceback" in text:
-        return lines[-1]
+        last = lines[-1]
+        return last.split(": ", 1)[1] if last.startswith("endolite.errors.") else last
     msg = lines[0] if lines else ""
     from endolite.errors import EndoliteError
 

@@ -193,6 +193,10 @@ def train(run_dir: Path, files: RunFiles, dist: Dist) -> dict[str, Any]:
     split = {s: [r for r in rows if r["split"] == s] for s in ("train", "val", "test")}
     if not split["train"]:
         raise InvalidInput(f"{run_dir / 'manifest.json'}: no frame in the train split")
+    missing = [r["path"] for r in rows if not os.path.isfile(r["path"])]
+    if missing:
+        raise InvalidInput(f"{len(missing)} of the manifest's {len(rows)} images are missing "
+                           f"(first: {', '.join(missing[:3])})")
     seed = int(cfg["seed"])
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)

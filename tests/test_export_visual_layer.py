@@ -158,3 +158,19 @@ def test_empty_plan(con):
     doc = visual_layer_document(con, ExportPlan(videos=(), group_ids=(), frames=()),
                                 dataset="x", exported_by="y", export_time=WHEN)
     assert doc["media_items"] == [] and doc["info"]["total_media_items"] == 0
+
+
+def test_mislabels_issue_schema(project):
+    """A ``mislabels`` issue (tests/test_uncertainty.py exports real ones) needs its labels."""
+    doc = _doc(project)
+    assert not [m for i in doc["media_items"] for m in _meta(i, "issue")
+                if m["issue_type"] == "mislabels"], "no run: no mislabels issue"
+    good = copy.deepcopy(doc)
+    good["media_items"][0]["metadata_items"].append({"type": "issue", "properties": {
+        "issue_type": "mislabels", "confidence": 0.9, "actual_label": "polyp",
+        "suggested_label": "not polyp"}})
+    validate(good, "visual_layer")
+    bad = copy.deepcopy(good)
+    del bad["media_items"][0]["metadata_items"][-1]["properties"]["suggested_label"]
+    with pytest.raises(ExportRefused, match=r"media_items\[0\]\.metadata_items"):
+        validate(bad, "visual_layer")

@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_tag_commands(sub)
     from endolite.cli.predict import add_predict_commands
     add_predict_commands(sub)
+    from endolite.cli.training import add_training_commands
+    add_training_commands(sub)
     return p
 
 

@@ -312,3 +312,25 @@ def test_visual_layer_export_carries_mislabel_issues(con, settings, tmp_path):
                                 mislabel_run=run_id)
     assert issues(doc, p.f[0]) == [], "a dismissed mislabel is not exported"
     assert len(issues(doc, p.stills["c"])) == 1
+
+
+@pytest.mark.slow
+def test_real_worker_run_finds_flipped_test_labels(tmp_path):
+    """The worker trains on correct colour labels; two test frames annotated wrongly in the
+    manifest come back from its heldout.json as likely mislabels with the right suggestion."""
+    from tests.test_train_worker import make_run, run_worker
+
+    run = make_run(tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    rows = {r["frame_id"]: r for r in manifest["rows"]}
+    assert rows[61]["split"] == rows[64]["split"] == "test"
+    assert rows[61]["y"][0] == 1 and rows[64]["y"][0] == 0          # red present / absent
+    rows[61]["y"][0], rows[64]["y"][0] = 0, 1
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    r = run_worker(run)
+    assert r.returncode == 0, r.stderr
+    found = {(m.frame_id, m.label): m for m in mislabels.load_run(run)}
+    assert (61, "red") in found and (64, "red") in found, sorted(found)
+    assert found[(61, "red")].suggested and not found[(61, "red")].given
+    assert not found[(64, "red")].suggested and found[(64, "red")].given
+    assert len(found) <= 4, f"only the flipped frames (and at most a couple of noisy ones): {sorted(found)}"

@@ -324,3 +324,54 @@ def test_cli_train_wait_json_prints_per_split_metrics_and_runs_lists_it(project,
     assert f"run {run_id}: done" in text and "epoch 2: train loss" in text and "test: macro F1" in text
     assert main(["--data", str(settings.data_dir), "runs"]) == 0
     assert f"{run_id:>5} done" in capsys.readouterr().out
+
+
+APP = """
+import sys, time
+from endolite.config import Settings
+from endolite.records import Role
+from endolite.services import Actor, Ctx
+from endolite.services import training
+from endolite.storage import connect
+
+settings = Settings.resolve(sys.argv[1])
+con = connect(settings)
+ctx = Ctx(con=con, settings=settings, actor=Actor(name="lead", role=Role.LEAD))
+run = training.start(ctx, labels=["red", "green"], backbone="resnet18", epochs=int(sys.argv[2]),
+                     image_size=32, batch_size=8, device="cpu")
+training.watch(con, settings)          # the page's call: the watcher thread records the run
+deadline = time.monotonic() + 120
+while con.cursor().execute("SELECT max(epoch) FROM training_metrics").fetchone()[0] is None:
+    assert time.monotonic() < deadline, "no epoch recorded by the watcher"
+    time.sleep(0.2)
+print(run.id, flush=True)
+"""  # exits with the watcher thread running: its atexit hook must take it out of DuckDB first
+
+
+@pytest.mark.slow
+def test_the_watcher_records_a_run_and_a_restarted_app_keeps_watching_its_live_worker(project, con):
+    settings = project
+    con.close()
+    app = subprocess.run([sys.executable, "-c", APP, str(settings.data_dir), "30"],
+                         capture_output=True, text=True, timeout=240)
+    assert app.returncode == 0, app.stderr          # no abort at exit with the watcher running
+    run_id = int(app.stdout.split()[-1])
+    con = connect(settings)                          # the restarted app
+    try:
+        run = repo.get_run(con, run_id)
+        assert run.status == RunStatus.RUNNING and run.worker_pid
+        assert runner.pid_alive(run.worker_pid), "the worker outlived the app that started it"
+        service.watch(con, settings)                 # recover (alive: kept) + watcher
+        run = repo.get_run(con, run_id)
+        assert run.status == RunStatus.RUNNING and run.error is None
+        epochs = _wait_for(lambda: len(repo.recorded_epochs(con.cursor(), run_id)) >= 2 or None,
+                           120, "the watcher to record a further epoch")
+        assert epochs
+        service.cancel(_ctx(con, settings), run_id, grace=20.0)
+        done = _wait_for(lambda: repo.get_run(con.cursor(), run_id).finished
+                         and repo.get_run(con.cursor(), run_id), 90, "the watcher to record the end")
+        assert done.status == RunStatus.CANCELLED
+        _wait_for(lambda: _gone(run.worker_pid), 30, "the worker to exit")
+    finally:
+        runner.stop_watchers()
+        con.close()

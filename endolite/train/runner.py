@@ -22,6 +22,7 @@ endolite.train.worker RUN_DIR``) in a process group of its own with stdout / std
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
@@ -49,6 +50,7 @@ _children: dict[int, subprocess.Popen] = {}
 _seen: dict[tuple[str, int], tuple[Any, ...]] = {}
 _lock = threading.Lock()
 _watchers: dict[str, threading.Thread] = {}
+_stop = threading.Event()         # set at interpreter exit: watchers leave DuckDB before it ends
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -430,13 +432,17 @@ def _owner() -> str:
 
 def watch(con: duckdb.DuckDBPyConnection, settings: Settings, *, interval: float = 1.0) -> bool:
     """Make sure one daemon thread of this process syncs the unfinished runs of this database
-    every ``interval`` s (on its own cursor) while there are any.  Returns whether one runs."""
+    every ``interval`` s (on its own cursor) while there are any.  Returns whether one runs.
+
+    The thread ends when no run is left unfinished, when its connection is closed (a later
+    call starts a new one), and at interpreter exit (joined by an ``atexit`` hook, so it is
+    never inside DuckDB when the process ends)."""
     key = str(settings.db_path)
     with _lock:
         thread = _watchers.get(key)
         if thread is not None and thread.is_alive():
             return True
-        if not repo.unfinished_runs(con):
+        if _stop.is_set() or not repo.unfinished_runs(con):
             return False
         thread = threading.Thread(target=_watch_loop, args=(con.cursor(), settings, interval, key),
                                   name="endolite-train-watch", daemon=True)
@@ -445,9 +451,25 @@ def watch(con: duckdb.DuckDBPyConnection, settings: Settings, *, interval: float
     return True
 
 
+def stop_watchers(timeout: float = 5.0, *, restartable: bool = True) -> None:
+    """Stop this process's watcher threads (waits up to ``timeout`` s for each); with
+    ``restartable`` a later ``watch`` may start one again (at exit: not)."""
+    _stop.set()
+    with _lock:
+        threads = list(_watchers.values())
+    for thread in threads:
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+    if restartable:
+        _stop.clear()
+
+
+atexit.register(stop_watchers, restartable=False)
+
+
 def _watch_loop(cur: duckdb.DuckDBPyConnection, settings: Settings, interval: float, key: str) -> None:
     try:
-        while True:
+        while not _stop.is_set():
             try:
                 runs = repo.unfinished_runs(cur)
             except duckdb.Error:
@@ -459,13 +481,15 @@ def _watch_loop(cur: duckdb.DuckDBPyConnection, settings: Settings, interval: fl
                         return
                 continue
             for run in runs:
+                if _stop.is_set():
+                    return
                 try:
                     sync(cur, settings, run.id)
                 except duckdb.ConnectionException:
                     return
                 except Exception:  # noqa: BLE001 - one bad run must not stop the others' records
                     pass
-            time.sleep(interval)
+            _stop.wait(interval)
     finally:
         with _lock:
             if _watchers.get(key) is threading.current_thread():

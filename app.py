@@ -63,6 +63,7 @@ PAGES = [
     ("views/anonymization.py", "Anonymization", ":material/visibility_off:", "Release", (Role.ADMIN, Role.LEAD)),
     ("views/export.py", "Export", ":material/download:", "Release", (Role.ADMIN, Role.LEAD)),
     ("views/benchmark.py", "Benchmark", ":material/leaderboard:", "Quality", (Role.ADMIN, Role.LEAD)),
+    ("views/training.py", "Training", ":material/model_training:", "Model", (Role.ADMIN, Role.LEAD)),
     ("views/audit.py", "Audit log", ":material/policy:", "Quality", (Role.ADMIN, Role.LEAD)),
     ("views/users.py", "Users", ":material/group:", "Admin", (Role.ADMIN,)),
     ("views/admin.py", "Settings & backup", ":material/settings:", "Admin", (Role.ADMIN,)),

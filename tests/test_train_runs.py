@@ -375,3 +375,30 @@ def test_the_watcher_records_a_run_and_a_restarted_app_keeps_watching_its_live_w
     finally:
         runner.stop_watchers()
         con.close()
+
+
+def _group_gone(pgid: int) -> bool:
+    """No process of the group is left (zombies aside)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in "ZX":
+            return False
+    return True
+
+
+@pytest.mark.slow
+def test_two_process_run_under_torchrun_is_cancelled_as_a_whole_group(project, con):
+    settings = project
+    ctx = _ctx(con, settings)
+    run = service.start(ctx, labels=LABELS, epochs=200, nproc=2, **TINY)
+    folder = settings.absolute(run.run_dir)
+    _wait_for(lambda: (runner.read_json(folder / "progress.json") or {}).get("step", 0) > 0, 180,
+              "the first training step")
+    assert not _group_gone(run.worker_pid)
+    service.cancel(ctx, run.id, grace=1.0)          # SIGTERM to the group after 1 s
+    done = service.wait(ctx, run.id, timeout=90)
+    assert done.status == RunStatus.CANCELLED, done.error
+    _wait_for(lambda: _group_gone(run.worker_pid), 30, "every process of the run to end")

@@ -391,10 +391,11 @@ def cancel(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: int, *,
     if run.worker_pid and worker_alive(run, folder) and run.worker_host in (None, socket.gethostname()):
         repo.update_run(con, run.id, message="cancelling", only_if=UNFINISHED)
         _terminate_later(run.worker_pid, grace)
+    elif run.worker_pid:
+        sync(con, settings, run.id)       # gone already: recorded as cancelled (or its result)
     else:
-        sync(con, settings, run.id) if run.worker_pid else \
-            repo.update_run(con, run.id, status=RunStatus.CANCELLED, message="cancelled",
-                            result={"state": "cancelled"}, finished=True, only_if=UNFINISHED)
+        repo.update_run(con, run.id, status=RunStatus.CANCELLED, message="cancelled",
+                        result={"state": "cancelled"}, finished=True, only_if=UNFINISHED)
     return repo.get_run(con, run.id)
 
 

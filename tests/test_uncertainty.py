@@ -24,6 +24,7 @@ from endolite.sampling import Candidates, select
 from endolite.services import Actor, Ctx
 from endolite.services import mislabels as mislabel_service
 from endolite.storage import audit, connect
+from endolite.storage import labels as label_store
 from endolite.storage import media as store
 from endolite.storage.rows import fetch_dicts
 from endolite.synthetic import write_disc_video
@@ -312,6 +313,10 @@ def test_visual_layer_export_carries_mislabel_issues(con, settings, tmp_path):
                                 mislabel_run=run_id)
     assert issues(doc, p.f[0]) == [], "a dismissed mislabel is not exported"
     assert len(issues(doc, p.stills["c"])) == 1
+    label_store.rename(con, "blood", "bleeding")          # the export names labels as they are now
+    doc = visual_layer_document(con, p.plan, dataset="d", exported_by="lena", settings=settings)
+    [issue] = issues(doc, p.stills["c"])
+    assert (issue["actual_label"], issue["suggested_label"]) == ("bleeding", "not bleeding")
 
 
 @pytest.mark.slow

@@ -37,7 +37,8 @@ Decisions:
   (``endolite.train.mislabels``) of training run ``mislabel_run`` (default: the newest done run
   with held-out predictions) on the frame that no lead dismissed, most confident first:
   ``actual_label`` the annotation the run trained with (``"polyp"`` = present, ``"not polyp"``
-  = absent), ``suggested_label`` the model's answer, ``confidence`` its probability of it.
+  = absent; the label's current name), ``suggested_label`` the model's answer, ``confidence``
+  its probability of it.
 * Times are ISO 8601 in UTC without an offset, as Visual Layer writes them.
 * No patient identifiers: no titles, original names, urls, client metadata, server paths.
 """
@@ -138,14 +139,17 @@ def _mislabels(con: duckdb.DuckDBPyConnection, settings: Settings | None, run_id
     run_id = latest_run(con, settings) if run_id is None else run_id
     if run_id is None:
         return {}
+    found = [m for m in run_mislabels(con, settings, run_id, frame_ids=frame_ids)
+             if m.decision != "dismissed"]
+    names = dict(con.execute("SELECT id, name FROM labels WHERE list_contains(?, id)",
+                             [sorted({m.label_id for m in found})]).fetchall()) if found else {}
     out: dict[int, list[dict[str, Any]]] = {}
-    for m in run_mislabels(con, settings, run_id, frame_ids=frame_ids):
-        if m.decision == "dismissed":
-            continue
+    for m in found:
+        name = names.get(m.label_id, m.label)           # the label's name now (renames)
         out.setdefault(m.frame_id, []).append({"type": "issue", "properties": {
             "issue_type": "mislabels", "confidence": round(float(m.confidence), 6),
-            "actual_label": _label_text(m.label, m.given),
-            "suggested_label": _label_text(m.label, m.suggested)}})
+            "actual_label": _label_text(name, m.given),
+            "suggested_label": _label_text(name, m.suggested)}})
     return out
 
 

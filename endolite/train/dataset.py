@@ -386,6 +386,6 @@ def manifest(dataset: Dataset, settings: Settings) -> dict[str, Any]:
 def write_manifest(path: str | Path, dataset: Dataset, settings: Settings) -> Path:
     """Write ``manifest(dataset, settings)`` to ``path`` atomically (temporary name +
     os.replace); returns the path."""
-    from endolite.train.runner import write_json_atomic
+    from endolite.train.runstate import write_json_atomic
 
     return write_json_atomic(path, manifest(dataset, settings))

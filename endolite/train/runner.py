@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import math
 import os
 import signal
 import socket
@@ -40,9 +39,18 @@ import duckdb
 from endolite.config import Settings
 from endolite.storage import training as repo
 from endolite.storage.training import FINISHED, UNFINISHED, RunStatus, TrainingRun
+from endolite.train import runstate
+from endolite.train.runstate import (block_rows, epoch_rows, error_tail, finite, read_json,
+                                     run_path)
+from endolite.train.runstate import log_tail, tail, write_json_atomic
+
+__all__ = ["cancel", "epoch_rows", "launch", "log_tail", "pid_alive", "prepare", "read_json",
+           "recover", "stop_watchers", "sync", "tail", "watch", "worker_alive", "worker_command",
+           "worker_env", "write_json_atomic"]
 
 CONFIG, MANIFEST, PROGRESS, METRICS = "config.json", "manifest.json", "progress.json", "metrics.jsonl"
-RESULT, LOG, CANCEL, OUT, HELDOUT = "result.json", "log.txt", "cancel", "worker.out", "heldout.json"
+RESULT, CANCEL, HELDOUT = "result.json", "cancel", "heldout.json"
+OUT = runstate.OUT
 WORKER_MODULE = "endolite.train.worker"
 STALE_OTHER_HOST_S = 600.0      # a worker on another host: failed when progress.json is this old
 
@@ -51,67 +59,6 @@ _seen: dict[tuple[str, int], tuple[Any, ...]] = {}
 _lock = threading.Lock()
 _watchers: dict[str, threading.Thread] = {}
 _stop = threading.Event()         # set at interpreter exit: watchers leave DuckDB before it ends
-
-
-# --- files ------------------------------------------------------------------------------------
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as JSON to a temporary name beside ``path``, then ``os.replace`` it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, allow_nan=False, default=_json_default)
-    os.replace(tmp, path)
-    return path
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``; None when it is missing or not (yet) a JSON object."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def run_path(settings: Settings, run: TrainingRun) -> Path:
-    """The run directory (absolute)."""
-    return settings.absolute(run.run_dir)
-
-
-def tail(path: Path, *, lines: int = 20, max_chars: int = 4000) -> str:
-    """The last ``lines`` lines of a text file ('' when it is missing)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 64_000))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    out = "\n".join(text.rstrip().splitlines()[-lines:])
-    return out[-max_chars:]
-
-
-def log_tail(settings: Settings, run: TrainingRun, *, lines: int = 60) -> str:
-    """The end of the run's log.txt, and of worker.out (stdout / stderr) when it has text."""
-    folder = run_path(settings, run)
-    parts = [t for t in (tail(folder / LOG, lines=lines, max_chars=8000),
-                         tail(folder / OUT, lines=lines, max_chars=8000)) if t]
-    return "\n--- worker.out ---\n".join(parts)
-
-
-def _error_tail(folder: Path) -> str:
-    out = tail(folder / OUT, lines=15, max_chars=2500)
-    log = tail(folder / LOG, lines=5, max_chars=1000)
-    return "\n".join(t for t in (log, out) if t) or "(no output)"
 
 
 # --- the worker process -----------------------------------------------------------------------
@@ -212,44 +159,6 @@ def worker_alive(run: TrainingRun, folder: Path) -> bool | None:
 
 # --- recording what the worker wrote ----------------------------------------------------------
 
-def _number(value: Any) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
-
-
-def _block_rows(split: str, block: Any) -> list[repo.MetricRow]:
-    """Rows of one split's metrics block ``{"macro_f1": .., "per_label": {label: {metric: v}}}``
-    (a bare ``{label: {metric: v}}`` is read as per_label)."""
-    if not isinstance(block, dict):
-        return []
-    rows = []
-    per_label = block.get("per_label")
-    if not isinstance(per_label, dict):
-        per_label = {k: v for k, v in block.items() if isinstance(v, dict)}
-    for key, value in block.items():
-        if key != "per_label" and not isinstance(value, dict) and _number(value):
-            rows.append((split, "", key, value))
-    for label, metrics in per_label.items():
-        if isinstance(metrics, dict):
-            rows += [(split, str(label), k, v) for k, v in metrics.items() if _number(v)]
-    return rows
-
-
-def epoch_rows(record: dict[str, Any]) -> list[repo.MetricRow]:
-    """A metrics.jsonl line as metric rows: train loss / images_per_s / seconds / lr_head
-    (split train, label ''), val loss and eval seconds (split val), and the macro and per-label
-    metrics of the ``val`` block (``train_eval``, when the run has no validation: split train)."""
-    rows: list[repo.MetricRow] = []
-    for key, split, metric in (("train_loss", "train", "loss"), ("val_loss", "val", "loss"),
-                               ("images_per_s", "train", "images_per_s"),
-                               ("seconds", "train", "seconds"), ("lr_head", "train", "lr_head"),
-                               ("eval_seconds", "val", "seconds")):
-        if record.get(key) is not None and _number(record[key]):
-            rows.append((split, "", metric, record[key]))
-    for key, split in (("val", "val"), ("train_eval", "train"), ("test", "test")):
-        rows += _block_rows(split, record.get(key))
-    return rows
-
-
 def _record_epochs(con: duckdb.DuckDBPyConnection, run_id: int, folder: Path) -> None:
     try:
         text = (folder / METRICS).read_text(encoding="utf-8")
@@ -267,22 +176,14 @@ def _record_epochs(con: duckdb.DuckDBPyConnection, run_id: int, folder: Path) ->
             done.add(epoch)
 
 
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _finish(con: duckdb.DuckDBPyConnection, run: TrainingRun, result: dict[str, Any],
             folder: Path) -> None:
     state = result.get("state")
     if state == "done":
         best = result.get("best_epoch")
-        f1 = _finite(result.get("best_val_macro_f1"))
+        f1 = finite(result.get("best_val_macro_f1"))
         if result.get("test") is not None:
-            repo.insert_metrics(con, run.id, int(best or 0), _block_rows("test", result["test"]),
+            repo.insert_metrics(con, run.id, int(best or 0), block_rows("test", result["test"]),
                                 split="test")
         message = f"done: best epoch {best}" + (f", validation macro F1 {f1:.3f}" if f1 is not None else "")
         repo.update_run(con, run.id, status=RunStatus.DONE, progress=1.0, message=message,
@@ -292,7 +193,7 @@ def _finish(con: duckdb.DuckDBPyConnection, run: TrainingRun, result: dict[str, 
         repo.update_run(con, run.id, status=RunStatus.CANCELLED, message="cancelled",
                         result=result, finished=True, only_if=UNFINISHED)
     else:
-        error = str(result.get("error") or "") or _error_tail(folder)
+        error = str(result.get("error") or "") or error_tail(folder)
         repo.update_run(con, run.id, status=RunStatus.FAILED, message="failed", result=result,
                         error=error, finished=True, only_if=UNFINISHED)
 
@@ -305,7 +206,7 @@ def _gone(con: duckdb.DuckDBPyConnection, run: TrainingRun, folder: Path, why: s
         return
     repo.update_run(con, run.id, status=RunStatus.FAILED, message="failed",
                     result={"state": "failed", "error": why}, finished=True, only_if=UNFINISHED,
-                    error=f"{why}\n{_error_tail(folder)}")
+                    error=f"{why}\n{error_tail(folder)}")
 
 
 def sync(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: int) -> TrainingRun:
@@ -332,7 +233,7 @@ def sync(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: int) -> Tra
         _gone(con, run, folder, "the worker process stopped without a result")
     else:
         progress = read_json(folder / PROGRESS) or {}
-        fraction = _finite(progress.get("fraction"))
+        fraction = finite(progress.get("fraction"))
         repo.update_run(con, run.id, status=RunStatus.RUNNING,
                         progress=fraction if fraction is not None else run.progress,
                         message=str(progress.get("message") or run.message),

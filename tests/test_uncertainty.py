@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from endolite import media
 from endolite.errors import InvalidInput, NotFound, PermissionDenied
 from endolite.export.validation import validate
 from endolite.export.visual_layer import visual_layer_document
@@ -29,6 +30,7 @@ from endolite.storage import media as store
 from endolite.storage.rows import fetch_dicts
 from endolite.synthetic import write_disc_video
 from endolite.train import mislabels, uncertainty
+from endolite.train.active import score_range
 from endolite.train.model import CHECKPOINT_FORMAT, IMAGENET_MEAN, IMAGENET_STD
 from tests.format_project import build
 
@@ -90,6 +92,8 @@ def test_pick_uncertain_spreads_over_clusters_and_skips_certain_frames():
     picks = uncertainty.pick_uncertain(scores, features, count=2, candidates_factor=2.5, seed=0)
     assert picks.dtype == np.int64 and list(picks) == sorted(picks)
     assert len(picks) == 2 and set(picks) <= set(unsure)
+    assert list(uncertainty.pick_uncertain(scores, features, count=2, candidates_factor=2.5,
+                                           seed=0)) == list(picks), "a seed reproduces the picks"
     assert {p < 20 for p in picks} == {True, False}, "one pick per scene"
     # more picks than uncertain frames in the candidate pool: still only uncertain frames
     picks = uncertainty.pick_uncertain(scores, features, count=5, candidates_factor=1, seed=3)
@@ -197,6 +201,13 @@ def test_extract_uncertain_in_process(con, settings, tmp_path):
     params = json.loads(row["params"])
     assert params["model"] == run_id and params["scored"] == 40
     assert sorted(map(int, params["pick_scores"])) == [f.frame_number for f in result.picked]
+    # the picks are among the 4 x count most uncertain frames of the model's own scores
+    path = settings.absolute(video.path)
+    scored = score_range(con, settings, path, media.index_video(path), 0, 40, run_id=run_id, count=3)
+    top = scored.candidates.frame_numbers[uncertainty.top_candidates(scored.candidates.scores, 12)]
+    assert {f.frame_number for f in result.picked} <= set(top.tolist())
+    assert params["pick_scores"] == {str(n): round(float(s), 6) for n, s in zip(
+        scored.candidates.frame_numbers, scored.candidates.scores) if str(n) in params["pick_scores"]}
 
 
 @pytest.mark.slow

@@ -367,3 +367,49 @@ def test_cli_predict_prints_the_set(settings, disc_video, tmp_path):
     r = subprocess.run([*base, "predict", str(run_id), "--group", "999"], capture_output=True,
                        text=True, cwd=ROOT, env=env, timeout=300)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+
+
+# --- the timeline and the predicted-segments panel (Streamlit glue) ------------------------
+
+def _panel_script(ctx, set_id, length):
+    import timeline_predictions as tp
+
+    tp.predicted_segments_panel(ctx, set_id, length=length, key="ps")
+
+
+def test_timeline_figure_and_panel_accept_with_edited_bounds(con, settings, video):
+    from streamlit.testing.v1 import AppTest
+
+    import timeline_predictions as tp
+
+    run_id = make_run(con, settings, ["polyp", "tool"], bias=[3.0, -3.0])
+    pset = service.predict(ctx_of(con, settings, "lee", Role.LEAD), run_id, video_id=video, every=2)
+    ann = ctx_of(con, settings, "ann", Role.ANNOTATOR)
+    from endolite.services import annotations as ann_service
+    ann_service.add_segment(ann, video, label="tool", start=5, end=20)
+
+    fig = tp.figure(store.track(con, pset.id), segments=ann_store.segments_of(con, video_id=video),
+                    predicted=store.predicted_segments(con, pset.id),
+                    colors={"polyp": "#ff0000", "tool": "#00ff00"}, length=100)
+    lines = [t for t in fig.data if t.type == "scatter"]
+    assert [t.name for t in lines] == ["polyp", "tool"] and len(lines[0].x) == 50
+    [bar] = [t for t in fig.data if t.type == "bar"]
+    assert list(bar.base) == [5] and list(bar.x) == [15]
+    [span] = fig.layout.shapes
+    assert (span.x0, span.x1) == (0, 100)
+
+    at = AppTest.from_function(_panel_script, args=(ann, pset.id, 100), default_timeout=30)
+    at.run()
+    assert not at.exception
+    [pred] = store.predicted_segments(con, pset.id)
+    at.number_input(key=f"ps_start_{pred.id}").set_value(30)
+    at.number_input(key=f"ps_end_{pred.id}").set_value(60)
+    at.button(key=f"ps_accept_{pred.id}").click()
+    at.run()
+    assert not at.exception
+    assert "added" in at.success[0].value
+    segs = [(s.label, s.start_frame, s.end_frame, s.annotator)
+            for s in ann_store.segments_of(con, video_id=video)]
+    assert ("polyp", 30, 60, "ann") in segs
+    assert store.get_predicted_segment(con, pred.id).status == "accepted"
+    assert f"ps_accept_{pred.id}" not in [b.key for b in at.button]     # decided: no buttons

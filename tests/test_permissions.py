@@ -38,12 +38,17 @@ from endolite.services import annotations as annotations_service
 from endolite.services import audit_log, benchmarks, labels, maintenance, masks, media, segmentation
 from endolite.services import anonymization, coco_import, exports
 from endolite.services import settings as settings_service
+from endolite.services import mislabels as mislabel_service
+from endolite.services import predictions as prediction_service
 from endolite.services import tags as tags_service
+from endolite.services import training as training_service
 from endolite.services import users as users_service
 from endolite.services.access import matrix_markdown
 from endolite.storage import connect
 from endolite.storage import labels as label_store
 from endolite.storage import media as media_store
+from endolite.storage import predictions as prediction_store
+from endolite.storage import training as run_store
 from endolite.storage import users as user_store
 from endolite.synthetic import disc_mask, moving_disc_frames, write_disc_video
 
@@ -52,8 +57,7 @@ H, W = 60, 80                        # image-group frames; H != W
 ACTORS = {Role.ANNOTATOR: "ann", Role.LEAD: "lena", Role.ADMIN: "root"}
 OTHER = "bob"                        # an annotator whose records the "other" cases act on
 # actions the matrix names that no service performs yet: a service for one must come with a case
-PENDING: set[Action] = {Action.SUGGESTION_DECIDE, Action.PREDICTED_SEGMENT_DECIDE, Action.TRAIN,
-                         Action.TRAIN_CANCEL, Action.PREDICT, Action.MISLABEL_REVIEW}
+PENDING: set[Action] = set()
 
 
 def cheap_hash(password: str) -> str:
@@ -92,6 +96,13 @@ def _png_folder(folder: Path, stems: list[str], project_png) -> Path:
     for i, stem in enumerate(stems):
         (folder / f"{stem}.png").write_bytes(project_png(1000 + i + hash(stem) % 1000))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """Training workers started here (and their torch) use one CPU thread."""
+    monkeypatch.setenv("ENDOLITE_TRAIN_THREADS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="module")
@@ -259,19 +270,136 @@ def _anonymized_group(p: Project, owner: str) -> int:
 
 
 def _coco_file(p: Project, owner: str) -> Path:
-    """A COCO file from another tool: one box on grp_1.png."""
+    """A COCO file from another tool: one box on grp_1.png (a new height each time: importing
+    the same pixels again is skipped)."""
     frame = p.frames[1]
     doc = {"images": [{"id": 7, "file_name": "grp_1.png", "width": frame.width,
                        "height": frame.height}],
            "categories": [{"id": 1, "name": "polyp"}],
            "annotations": [{"id": 70 + p.n(), "image_id": 7, "category_id": 1,
-                            "bbox": [5, 5, 20, 10], "area": 200, "iscrowd": 0}]}
+                            "bbox": [5, 5, 20, 10 + p.n() % 30], "area": 200, "iscrowd": 0}]}
     path = p.settings.data_dir / "inbox" / f"coco{p.n()}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc))
     return path
 
 
+def _polyp_id(p: Project) -> int:
+    return label_store.get_by_name(p.con, "polyp").id
+
+
+def _run_row(p: Project, owner: str, status: run_store.RunStatus) -> run_store.TrainingRun:
+    """A training_runs row over "polyp" (no worker, no files), in ``status``."""
+    run = run_store.create_run(p.con, backbone="resnet18", labels=["polyp"],
+                               label_ids=[_polyp_id(p)], config={}, dataset={}, created_by=owner)
+    run_store.update_run(p.con, run.id, status=status, started=True,
+                         finished=status in run_store.FINISHED)
+    return run_store.get_run(p.con, run.id)
+
+
+_TRAIN_LABELS = ["red", "green"]
+
+
+def _train_data(p: Project, owner: str) -> Path:
+    """A tiny labelled project (3 image groups of 2 colour images, frame labels red / green),
+    made once; returns the models folder (what a refused start must leave as it is)."""
+    from tests.test_train_runs import make_project
+
+    if label_store.get_by_name(p.con, "red", missing_ok=True) is None:
+        make_project(p.con, p.settings, p.settings.data_dir.parent / "train_pictures",
+                     groups=3, per_group=2)
+    return p.settings.absolute("models")
+
+
+def _train(ctx: Ctx, p: Project, _models: Path) -> run_store.TrainingRun:
+    """Start a real run, then stop its worker at once and wait until it is gone (recorded
+    cancelled), so no worker outlives the case."""
+    from endolite.train import runner
+
+    run = training_service.start(ctx, labels=_TRAIN_LABELS, backbone="resnet18", epochs=1,
+                                 batch_size=4, image_size=32, augment=False, device="cpu")
+    assert run.status == run_store.RunStatus.RUNNING and run.worker_pid, (run.status, run.error)
+    try:
+        runner.cancel(p.con, p.settings, run.id, grace=0.5)
+        done = training_service.wait(ctx, run.id, timeout=60)
+    finally:
+        if runner.pid_alive(run.worker_pid):
+            os.killpg(run.worker_pid, 9)
+            runner.pid_alive(run.worker_pid)           # reap it
+    assert done.status == run_store.RunStatus.CANCELLED, (done.status, done.error)
+    return done
+
+
+def _running_run(p: Project, owner: str) -> tuple[int, Path]:
+    """A run recorded as running whose worker never started (cancel ends it at once)."""
+    run = _run_row(p, owner, run_store.RunStatus.RUNNING)
+    return run.id, p.settings.absolute(run.run_dir)
+
+
+_cache: dict[tuple[int, str], Any] = {}
+
+
+def _predicting_run(p: Project, owner: str) -> int:
+    """A done run over "polyp" with a random-init mobilenet checkpoint (32 px), made once."""
+    from tests.test_uncertainty import add_done_run
+
+    key = (id(p), "predict")
+    if key not in _cache:
+        _cache[key], _ = add_done_run(p.con, p.settings, ["polyp"], label_ids=[_polyp_id(p)],
+                                      backbone="mobilenetv3_small_050", image_size=32)
+    return _cache[key]
+
+
+def _predict(ctx: Ctx, p: Project, run_id: int):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return prediction_service.predict(ctx, run_id, group_id=p.frames[0].group_id,
+                                          device="cpu", precision="float32")
+    finally:
+        torch.set_num_threads(before)
+
+
+def _suggested(p: Project, owner: str) -> tuple[int, int]:
+    """A done run whose prediction set has polyp at 0.9 on grp_1 (a suggestion there)."""
+    run = _run_row(p, owner, run_store.RunStatus.DONE)
+    frame = p.frames[1]
+    pset = prediction_store.create_set(p.con, run_id=run.id, group_id=frame.group_id)
+    prediction_store.insert_predictions(p.con, pset, frame_numbers=np.array([frame.frame_number]),
+                                        frame_ids=np.array([frame.id]), label_ids=[_polyp_id(p)],
+                                        probs=np.array([[0.9]]))
+    return frame.id, run.id
+
+
+def _predicted_segment(p: Project, owner: str) -> int:
+    """A proposed polyp segment [20, 24) on the video from a done run's prediction set."""
+    run = _run_row(p, owner, run_store.RunStatus.DONE)
+    pset = prediction_store.create_set(p.con, run_id=run.id, video_id=p.video_id)
+    prediction_store.insert_predicted_segments(p.con, pset, [
+        {"label_id": _polyp_id(p), "start_frame": 20, "end_frame": 24, "mean_probability": 0.8}])
+    [seg] = prediction_store.predicted_segments(p.con, pset.id)
+    return seg.id
+
+
+def _mislabelled(p: Project, owner: str) -> tuple[int, int]:
+    """A done run whose held-out predictions confidently contradict grp_2's polyp (annotated
+    absent in its manifest, p = 0.97; the given positives grp_0 / grp_1 sit at 0.9 / 0.85)."""
+    from tests.test_uncertainty import add_done_run
+
+    run_id, run_dir = add_done_run(p.con, p.settings, ["polyp"], label_ids=[_polyp_id(p)],
+                                   checkpoint=False)
+    given = [(p.frames[0], 1, 0.9), (p.frames[1], 1, 0.85), (p.frames[2], 0, 0.97)]
+    rows = [{"frame_id": f.id, "path": "x.png", "split": "val", "y": [y], "known": [1]}
+            for f, y, _ in given]
+    held = [{"frame_id": f.id, "split": "val", "p": [prob]} for f, _, prob in given]
+    (run_dir / "manifest.json").write_text(json.dumps({"labels": ["polyp"], "rows": rows}))
+    (run_dir / "heldout.json").write_text(json.dumps({"labels": ["polyp"], "rows": held}))
+    return run_id, p.frames[2].id
+
+
+MODEL_DECISIONS = ("model_decisions",)
 MASK_TABLES = ("masks", "mask_history")
 CASES: dict[Action, Case] = {
     Action.MASK_CREATE: Case(MASK_TABLES, lambda ctx, p, owner: masks.save(
@@ -332,6 +460,18 @@ CASES: dict[Action, Case] = {
         ctx, benchmarks.report(ctx, p.bench_id))),
     Action.AUDIT_VIEW: Case(("users",), lambda ctx, p, _: audit_log.entries(ctx), audited=False,
                             changes=False),
+    Action.SUGGESTION_DECIDE: Case(("frame_labels", *MODEL_DECISIONS), lambda ctx, p, s:
+        prediction_service.decide_suggestion(ctx, s[0], "polyp", s[1], accept=True), _suggested),
+    Action.PREDICTED_SEGMENT_DECIDE: Case(("predicted_segments", "segments"), lambda ctx, p, ps_id:
+        prediction_service.decide_segment(ctx, ps_id, accept=True), _predicted_segment),
+    Action.TRAIN: Case(("training_runs",), _train, _train_data,
+                       files=lambda models: sorted(x.name for x in models.glob("*"))),
+    Action.TRAIN_CANCEL: Case(("training_runs",), lambda ctx, p, r: training_service.cancel(
+        ctx, r[0], grace=0.5), _running_run, files=lambda r: sorted(x.name for x in r[1].glob("*"))),
+    Action.PREDICT: Case(("prediction_sets", "predictions", "predicted_segments"), _predict,
+                         _predicting_run),
+    Action.MISLABEL_REVIEW: Case(MODEL_DECISIONS, lambda ctx, p, m: mislabel_service.review(
+        ctx, m[0], m[1], "polyp", "confirmed"), _mislabelled),
     Action.USER_ADD: Case(("users",), lambda ctx, p, _: users_service.add_user(
         ctx, f"new{p.n()}", Role.ANNOTATOR, "new-user-password")),
     Action.USER_ROLE: Case(("users",), lambda ctx, p, name: users_service.set_role(ctx, name, Role.LEAD),

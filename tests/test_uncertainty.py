@@ -192,18 +192,18 @@ def test_extract_uncertain_needs_a_done_run(con, settings, tmp_path):
 
 
 def test_extract_uncertain_in_process(con, settings, tmp_path):
-    [video] = ingest_paths(con, settings, [write_disc_video(tmp_path / "v.mp4", 40, gop=10)], user="t")
+    [video] = ingest_paths(con, settings, [write_disc_video(tmp_path / "v.mp4", 24, gop=8)], user="t")
     run_id, _ = add_done_run(con, settings, ["polyp"])
     result = extract_frames(con, settings, video.id, method="uncertain", model=run_id, count=3,
                             context=0, seed=1)
     assert str(result.method) == "uncertain" and len(result.picked) == 3
     [row] = fetch_dicts(con, "SELECT params FROM extractions WHERE id = ?", [result.extraction_id])
     params = json.loads(row["params"])
-    assert params["model"] == run_id and params["scored"] == 40
+    assert params["model"] == run_id and params["scored"] == 24
     assert sorted(map(int, params["pick_scores"])) == [f.frame_number for f in result.picked]
     # the picks are among the 4 x count most uncertain frames of the model's own scores
     path = settings.absolute(video.path)
-    scored = score_range(con, settings, path, media.index_video(path), 0, 40, run_id=run_id, count=3)
+    scored = score_range(con, settings, path, media.index_video(path), 0, 24, run_id=run_id, count=3)
     top = scored.candidates.frame_numbers[uncertainty.top_candidates(scored.candidates.scores, 12)]
     assert {f.frame_number for f in result.picked} <= set(top.tolist())
     assert params["pick_scores"] == {str(n): round(float(s), 6) for n, s in zip(

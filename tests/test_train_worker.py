@@ -313,3 +313,18 @@ def test_two_process_torchrun_matches_one_process(tmp_path):
     assert len(read(two, "heldout.json")["rows"]) == 24  # every frame once, gathered
     assert "2 process(es)" in (two / "log.txt").read_text()
     assert "[rank 1]" not in (two / "log.txt").read_text()  # rank 0 alone writes
+
+
+@pytest.mark.slow
+def test_without_validation_frames_the_best_epoch_is_chosen_on_training_metrics(tmp_path):
+    run = make_run(tmp_path, epochs=2, videos=8)  # videos 0-7: train only
+    proc = run_worker(run)
+    assert proc.returncode == 0, proc.stderr
+    result = read(run, "result.json")
+    assert result["state"] == "done" and result["selected_on"] == "train"
+    assert result["best_val_macro_f1"] is None and result["val"] is None
+    assert result["best_train_macro_f1"] == result["train_eval"]["macro_f1"]
+    assert result["test"]["macro_f1"] is None
+    assert read(run, "heldout.json")["rows"] == []
+    assert all(m["val"] is None and m["train_eval"]["per_label"] for m in metric_lines(run))
+    assert "no validation frames" in (run / "log.txt").read_text()

@@ -300,7 +300,8 @@ def train(run_dir: Path, files: RunFiles, dist: Dist) -> dict[str, Any]:
                         state={k: v.detach().to("cpu", copy=True)
                                for k, v in net.state_dict().items()})
             if dist.main:
-                files.save_checkpoint(best["state"], cfg=cfg, epoch=epoch, val_macro_f1=f1)
+                files.save_checkpoint(best["state"], cfg=cfg, epoch=epoch,
+                                      val_macro_f1=f1 if select_on == "val" else None)
         line = {"epoch": epoch, "train_loss": train_loss,
                 "val_loss": val_loss if select_on == "val" else None,
                 "images_per_s": rate, "seconds": seconds, "eval_seconds":
@@ -309,8 +310,9 @@ def train(run_dir: Path, files: RunFiles, dist: Dist) -> dict[str, Any]:
         if select_on == "train":
             line["train_eval"] = scored
         files.metrics_line(line)
-        files.log(f"epoch {epoch}/{epochs}: train loss {_fmt(train_loss)}, {select_on} loss "
-                  f"{_fmt(val_loss)}, {select_on} macro F1 {_fmt(f1)}, "
+        where = "val" if select_on == "val" else "train (eval)"
+        files.log(f"epoch {epoch}/{epochs}: train loss {_fmt(train_loss)}, {where} loss "
+                  f"{_fmt(val_loss)}, {where} macro F1 {_fmt(f1)}, "
                   f"{_fmt(rate, 1)} images/s, {seconds:.1f} s"
                   + (" (best so far)" if best["epoch"] == epoch else ""))
         files.progress("running", epoch=epoch, epochs=epochs, step=step, steps=total_steps,
@@ -328,7 +330,9 @@ def train(run_dir: Path, files: RunFiles, dist: Dist) -> dict[str, Any]:
         files.write_json("heldout.json", {"labels": cfg["labels"], "rows": held})
     files.log(f"best epoch {best['epoch']} ({select_on} macro F1 {_fmt(best['f1'])}); "
               f"test macro F1 {_fmt(test_m['macro_f1'])} on {len(split['test'])} frames")
-    return {"state": "done", "best_epoch": best["epoch"], "best_val_macro_f1": best["f1"],
+    return {"state": "done", "best_epoch": best["epoch"],
+            "best_val_macro_f1": best["f1"] if select_on == "val" else None,
+            "best_train_macro_f1": best["f1"] if select_on == "train" else None,
             "selected_on": select_on, "val": val_m if split["val"] else None,
             "train_eval": best["metrics"] if select_on == "train" else None,
             "test": test_m, "heldout": "heldout.json", "pretrained": pretrained,
@@ -357,8 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     dist = None
     try:
         files.progress("running", message="starting", force=True)
-        cfg_device = load_config(run_dir)["device"]
-        dist = Dist(cfg_device)
+        cfg = load_config(run_dir)
+        files.progress("running", message="starting", epochs=cfg["epochs"], force=True)
+        dist = Dist(cfg["device"])
         result = train(run_dir, files, dist)
         files.write_json("result.json", result)
         files.progress("done", message="done", fraction=1.0, force=True)

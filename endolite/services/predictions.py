@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from endolite.errors import InvalidInput, NotFound
+from endolite.errors import InvalidInput
 from endolite.records import Job, Presence
 from endolite.services.access import Action, Ctx
 from endolite.storage import anonymizations as anon
@@ -31,7 +31,7 @@ from endolite.storage import labels as label_store
 from endolite.storage import media as media_store
 from endolite.storage import predictions as store
 from endolite.storage.predictions import PredictedSegment, PredictionSet
-from endolite.storage.rows import fetch_dicts, loads
+from endolite.storage.rows import fetch_dicts
 from endolite.storage.tx import transaction
 
 Progress = Callable[[float, str], None]
@@ -39,30 +39,17 @@ Progress = Callable[[float, str], None]
 SUGGEST_THRESHOLD = 0.5
 
 
-@dataclass(frozen=True)
-class _Run:
-    id: int
-    status: str
-    labels: tuple[str, ...]
-    label_ids: tuple[int, ...]
-    run_dir: str
+def _run(con: duckdb.DuckDBPyConnection, run_id: int):
+    """The training run (``storage.training.TrainingRun``); NotFound when there is none."""
+    from endolite.storage.training import get_run
 
-
-def _run(con: duckdb.DuckDBPyConnection, run_id: int) -> _Run:
-    """The fields of a training run this module needs (read straight from ``training_runs``)."""
-    rows = fetch_dicts(con, "SELECT id, status, labels, label_ids, run_dir FROM training_runs "
-                            "WHERE id = ?", [int(run_id)])
-    if not rows:
-        raise NotFound(f"no training run with id {run_id}")
-    r = rows[0]
-    return _Run(id=r["id"], status=r["status"], labels=tuple(loads(r["labels"]) or ()),
-                label_ids=tuple(int(i) for i in loads(r["label_ids"]) or ()), run_dir=r["run_dir"])
+    return get_run(con, run_id)
 
 
 def checkpoint_of(ctx: Ctx, run_id: int):
     """The ``best.pt`` path of a finished run; InvalidInput unless the run is done and has one."""
     run = _run(ctx.con, run_id)
-    if run.status != "done":
+    if str(run.status) != "done":
         raise InvalidInput(f"training run {run_id}: status {run.status}; only a done run predicts")
     path = ctx.settings.absolute(run.run_dir) / "best.pt"
     if not path.is_file():

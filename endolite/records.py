@@ -43,6 +43,7 @@ class SampleMethod(StrEnum):
     RANDOM = "random"
     KMEANS = "kmeans"
     KEYFRAMES = "keyframes"
+    UNCERTAIN = "uncertain"      # active learning: needs a done training run (model=RUN_ID)
 
 
 class JobStatus(StrEnum):

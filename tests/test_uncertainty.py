@@ -317,6 +317,11 @@ def test_visual_layer_export_carries_mislabel_issues(con, settings, tmp_path):
     assert issues(doc, p.f[2]) == [] and issues(doc, p.f[1]) == []
     without = visual_layer_document(con, p.plan, dataset="d", exported_by="lena")
     assert issues(without, p.f[0]) == []
+    # the export a lead writes (Export page / CLI: the service and the zip) carries them too
+    from endolite.export.formats import ExportOptions, contents
+    body = contents(con, settings, p.plan, "visual-layer", ExportOptions(), exported_by="lena")
+    [zipped] = [json.loads(d) for name, d in body.documents if name == "visual_layer.json"]
+    assert issues(zipped, p.f[0]) == issues(doc, p.f[0])
 
     lead = Ctx(con=con, settings=settings, actor=Actor(name="lena", role=Role.LEAD))
     mislabel_service.review(lead, run_id, p.f[0].id, "polyp", "dismissed")

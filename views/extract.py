@@ -28,7 +28,7 @@ METHOD_HELP = {
     SampleMethod.RANDOM: "random frames (seeded)",
     SampleMethod.KMEANS: "visually diverse frames: thumbnails, PCA, k-means, the frame nearest each centroid",
     SampleMethod.KEYFRAMES: "I-frames only (fast: decodes just those)",
-    "uncertain": "active learning: frames a trained model is least sure of, spread by k-means "
+    SampleMethod.UNCERTAIN: "active learning: frames a trained model is least sure of, spread by k-means "
                  "over its features",
 }
 left, right = st.columns(2)

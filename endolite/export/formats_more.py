@@ -30,7 +30,7 @@ from endolite.export.plan import ExportPlan
 
 _AI_EXTRA = ("dataset_id", "labelset")
 _YOLO_EXTRA = ("task", "fractions", "seed", "contours", "root")
-_VL_EXTRA = ("max_distance", "cluster_count", "seed")
+_VL_EXTRA = ("max_distance", "cluster_count", "seed", "mislabel_run")
 _VL_COUNTED = ("image_label", "object_label", "user_tag")
 
 
@@ -68,10 +68,11 @@ def _yolo(con, plan: ExportPlan, o: ExportOptions) -> Contents:
                     referenced=tuple(arc for arc, _ in frames))
 
 
-def _visual_layer(con, plan: ExportPlan, o: ExportOptions, exported_by: str) -> Contents:
+def _visual_layer(con, settings: Settings, plan: ExportPlan, o: ExportOptions,
+                  exported_by: str) -> Contents:
     data = visual_layer.visual_layer_json(
         con, plan, dataset=o.name, description=o.description, exported_by=exported_by,
-        **_extra(o, _VL_EXTRA, "visual-layer"))
+        settings=settings, **_extra(o, _VL_EXTRA, "visual-layer"))
     doc = json.loads(data)
     frames = tuple((f.arcname, f) for f in sorted(plan.frames, key=lambda f: f.frame_id))
     count = sum(1 for item in doc["media_items"] for m in item["metadata_items"]
@@ -86,11 +87,10 @@ def contents(con: duckdb.DuckDBPyConnection, settings: Settings, plan: ExportPla
     """The format-specific contents (documents, frames, count, referenced paths) of ``fmt``;
     ``formats.contents`` adds the manifest and videos.  InvalidInput for another format or an
     unknown ``extra`` option."""
-    del settings  # the writers read the database and the plan's blanked copies only
     if fmt == "ai-dataset":
         return _ai_dataset(con, plan, options)
     if fmt == "yolo":
         return _yolo(con, plan, options)
     if fmt == "visual-layer":
-        return _visual_layer(con, plan, options, exported_by)
+        return _visual_layer(con, settings, plan, options, exported_by)
     raise InvalidInput(f"format {fmt!r} is not one of ai-dataset, yolo, visual-layer")

@@ -7,7 +7,8 @@
                    [--val-fraction F] [--test-fraction F] [--device auto|cpu|cuda]
     endolite runs [RUN_ID]
 
-``train`` prints the run id; with ``--wait`` it stays (this process records the run while the
+``train`` prints the run id and returns while the worker trains (the dashboard, or the next
+``endolite runs``, records what it wrote); with ``--wait`` it stays (this process records the run while the
 worker trains; Ctrl-C cancels the run) and prints the final state and metrics; with ``--json``
 ``{"run_id", "status", "best_epoch", "best_val_macro_f1", "error", "val": {label: {metric:
 value}}, "test": {...}}``.  ``runs`` first records what running workers wrote (and marks

@@ -128,7 +128,11 @@ def pid_alive(pid: int | None) -> bool:
     with _lock:
         proc = _children.get(pid)
     if proc is not None:
-        return proc.poll() is None
+        if proc.poll() is None:
+            return True
+        with _lock:
+            _children.pop(pid, None)      # reaped: its PID may be reused from now on
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -200,14 +200,15 @@ def collect(con: duckdb.DuckDBPyConnection, labels: Sequence[tuple[int, str]], *
                  for f, lid in sorted(set(present) & set(absent))]
     known_frames = {f for f, _ in set(present) | set(absent)}
     frames = fetch_dicts(con, "SELECT id, video_id, group_id, frame_number, path, is_context "
-                              "FROM frames WHERE list_contains(?, id)", [sorted(known_frames)])
+                              "FROM frames WHERE id IN (SELECT unnest(?::BIGINT[]))",
+                         [sorted(known_frames)])
     if treat_unlabeled_as_negative and frames:
         videos = sorted({r["video_id"] for r in frames if r["video_id"] is not None})
         groups = sorted({r["group_id"] for r in frames if r["group_id"] is not None})
         frames = fetch_dicts(con, "SELECT id, video_id, group_id, frame_number, path, is_context "
-                                  "FROM frames WHERE (list_contains(?, video_id) "
-                                  "OR list_contains(?, group_id)) "
-                                  "AND (NOT is_context OR list_contains(?, id))",
+                                  "FROM frames WHERE (video_id IN (SELECT unnest(?::BIGINT[])) "
+                                  "OR group_id IN (SELECT unnest(?::BIGINT[]))) "
+                                  "AND (NOT is_context OR id IN (SELECT unnest(?::BIGINT[])))",
                              [videos, groups, sorted(known_frames)])
     rows = []
     for fr in frames:

@@ -189,7 +189,12 @@ def _finish(con: duckdb.DuckDBPyConnection, run: TrainingRun, result: dict[str, 
         if result.get("test") is not None:
             repo.insert_metrics(con, run.id, int(best or 0), block_rows("test", result["test"]),
                                 split="test")
-        message = f"done: best epoch {best}" + (f", validation macro F1 {f1:.3f}" if f1 is not None else "")
+        message = f"done: best epoch {best}"
+        train_f1 = finite(result.get("best_train_macro_f1"))
+        if f1 is not None:
+            message += f", validation macro F1 {f1:.3f}"
+        elif train_f1 is not None:         # no validation frames: chosen on train
+            message += f", train macro F1 {train_f1:.3f} (no validation frames)"
         repo.update_run(con, run.id, status=RunStatus.DONE, progress=1.0, message=message,
                         result=result, best_epoch=None if best is None else int(best),
                         best_val_macro_f1=f1, error=None, finished=True, only_if=UNFINISHED)

@@ -158,7 +158,7 @@ def _predict(model, loader, dist, cfg, loss_fn):
     all_probs = np.concatenate([p[1] for p in parts]).reshape(-1, n_labels)
     total = dist.sum([loss_sum, known_sum])
     out = np.zeros((len(all_idx), n_labels), np.float32)
-    out[all_idx] = all_probs  # indices are local to the subset: 0..n-1
+    out[all_idx] = all_probs  # the dataset's own indices 0..n-1, each in one shard
     return out, total[0], total[1]
 
 
@@ -171,7 +171,6 @@ def _evaluate(model, rows, dataset, dist, cfg, loss_fn):
         return metrics_mod.evaluate(empty, empty, empty, cfg["labels"]), None, empty
     shard = list(range(dist.rank, len(rows), dist.world))
     loader = _loader(dataset, cfg, dist, indices=shard, train=False)
-    # a Subset renumbers nothing: the index in each item is the dataset's own
     probs, loss_sum, known_sum = _predict(model, loader, dist, cfg, loss_fn)
     y = np.asarray([r["y"] for r in rows])
     known = np.asarray([r["known"] for r in rows])
@@ -204,6 +203,7 @@ def train(run_dir: Path, files: RunFiles, dist: Dist) -> dict[str, Any]:
         torch.set_num_threads(_threads(int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))))
     else:
         torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
     files.log(f"device {dist.device}, {dist.world} process(es), torch {torch.__version__}; "
               f"frames train {len(split['train'])}, val {len(split['val'])}, "
               f"test {len(split['test'])}; labels {', '.join(cfg['labels'])}")
@@ -262,25 +262,28 @@ def train(run_dir: Path, files: RunFiles, dist: Dist) -> dict[str, Any]:
     for epoch in range(1, epochs + 1):
         sampler.set_epoch(epoch)
         model.train()
-        t0, loss_sum, batches, images = time.perf_counter(), 0.0, 0, 0
+        t0, loss_sum, batches, images = time.perf_counter(), None, 0, 0
         for batch_images, y, known, _ in loader:
             if dist.any(files.cancel_requested() or _SIGNALLED["term"]):
                 raise Cancelled
             batch_images = batch_images.to(dist.device, non_blocking=True)
             if cfg["channels_last"]:
                 batch_images = batch_images.contiguous(memory_format=torch.channels_last)
-            y, known = y.to(dist.device), known.to(dist.device)
+            y = y.to(dist.device, non_blocking=True)
+            known = known.to(dist.device, non_blocking=True)
             loss = loss_fn(model(batch_images).float(), y, known)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
             sched.step()
-            loss_sum += float(loss.detach())
+            # summed on the device: no host sync per step
+            loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
             batches += 1
             images += len(y)
             step += 1
             files.progress("running", epoch=epoch - 1, epochs=epochs, step=step,
                            steps=total_steps, message=f"epoch {epoch}/{epochs}")
+        loss_sum = 0.0 if loss_sum is None else float(loss_sum)  # waits for the device
         seconds = time.perf_counter() - t0
         loss_total, batch_total, image_total = dist.sum([loss_sum, batches, images])
         train_loss = loss_total / batch_total if batch_total else None

@@ -21,9 +21,14 @@ _lock = threading.Lock()
 @st.cache_resource(show_spinner=False)
 def _connection_for(data_dir: str):
     """The process's one read-write DuckDB connection for ``data_dir`` (reruns use cursors)."""
+    from endolite.services import training
     from endolite.storage import connect
 
-    return connect(Settings(Path(data_dir)))
+    settings = Settings(Path(data_dir))
+    con = connect(settings)
+    # training runs a stopped dashboard left going: record their true state, watch live ones
+    training.watch(con, settings)
+    return con
 
 
 @st.cache_resource(show_spinner=False)

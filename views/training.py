@@ -128,8 +128,10 @@ def run_view(run_id: int) -> None:
     line = f"Run {run.id}: **{run.status}**"
     if run.message:
         line += f" — {ui.md(run.message)}"
-    if run.best_epoch is not None:
+    if run.best_epoch is not None and run.best_val_macro_f1 is not None:
         line += f" · best epoch {run.best_epoch} (validation macro F1 {run.best_val_macro_f1:.3f})"
+    elif run.best_epoch is not None:
+        line += f" · best epoch {run.best_epoch}"
     st.markdown(line)
     if live:
         st.progress(min(max(run.progress, 0.0), 1.0))

@@ -287,6 +287,9 @@ def train(run_dir: Path, files: RunFiles, dist: Dist) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         loss_total, batch_total, image_total = dist.sum([loss_sum, batches, images])
         train_loss = loss_total / batch_total if batch_total else None
+        if train_loss is not None and not math.isfinite(train_loss):
+            raise InvalidInput(f"training diverged: the loss is {train_loss} in epoch {epoch} "
+                               f"(lower lr_head / lr_backbone)")
         rate = image_total / seconds if seconds > 0 else None
         files.progress("running", epoch=epoch - 1, epochs=epochs, step=step, steps=total_steps,
                        message=f"epoch {epoch}/{epochs}: evaluating", force=True)

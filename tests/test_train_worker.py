@@ -285,9 +285,9 @@ def test_worker_loads_a_pretrained_checkpoint_and_reports_it(tmp_path):
                for line in result["pretrained"])
     assert "tensors loaded" in (run / "log.txt").read_text()
     trained, _ = model_mod.load_checkpoint(run / "best.pt")
-    # the backbone was frozen: its weights are still the checkpoint's
-    assert torch.equal(trained.state_dict()["layer3.0.conv1.weight"],
-                       source.state_dict()["layer3.0.conv1.weight"])
+    # the backbone was frozen: its weights and BatchNorm statistics are still the checkpoint's
+    for key in ("layer3.0.conv1.weight", "layer3.0.bn1.running_mean", "bn1.running_var"):
+        assert torch.equal(trained.state_dict()[key], source.state_dict()[key]), key
 
 
 @pytest.mark.slow

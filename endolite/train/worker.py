@@ -262,6 +262,9 @@ def train(run_dir: Path, files: RunFiles, dist: Dist) -> dict[str, Any]:
     for epoch in range(1, epochs + 1):
         sampler.set_epoch(epoch)
         model.train()
+        if cfg["freeze_backbone"]:  # a frozen backbone keeps its BatchNorm statistics too
+            net.eval()
+            head.train()
         t0, loss_sum, batches, images = time.perf_counter(), None, 0, 0
         for batch_images, y, known, _ in loader:
             if dist.any(files.cancel_requested() or _SIGNALLED["term"]):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+import annotate_panels
 import ui
 from endolite.errors import EndoliteError
 from endolite.services import Action
@@ -42,9 +43,9 @@ def mask_list(ctx, shown_masks, hidden: set[int]) -> None:
                 with ui.reported_errors():
                     mask_service.delete(ctx, [m.id], versions={m.id: m.version})
                     st.rerun()
-            if ctx.may(Action.MASK_PROPAGATE, owners=[m.annotator]) and c4.button("Propagate",
-                                                                                 key=f"ann_prop_{m.id}"):
-                st.session_state["ann_propagate"] = m.id
+            if ctx.may(Action.MASK_PROPAGATE, owners=[m.annotator]):     # on_click: kept even when
+                c4.button("Propagate", key=f"ann_prop_{m.id}",            # a rerun cuts this run short
+                          on_click=st.session_state.__setitem__, args=("ann_propagate", m.id))
 
 
 def delete_all(ctx, frame, mask_labels) -> None:
@@ -74,7 +75,8 @@ def frame_tags(ctx, frame, *, blind: bool) -> None:
     """The frame's tags and who set them; a multiselect of the user's own (any name may be
     typed); leads and admins can also remove another user's tag.  Blind frames: own tags only."""
     con, user_name = ctx.con, ctx.actor.name
-    tags = tag_store.tags_of(con, [frame.id]).get(frame.id, [])
+    tags, names = annotate_panels.memo("tags", frame.id, lambda: (
+        tag_store.tags_of(con, [frame.id]).get(frame.id, []), tag_store.tag_names(con)))
     if blind:
         tags = [t for t in tags if t.username == user_name]
     mine = [t.tag for t in tags if t.username == user_name]
@@ -87,7 +89,7 @@ def frame_tags(ctx, frame, *, blind: bool) -> None:
                                   for tag, names in who.items()))
         if error := st.session_state.pop("ann_tags_error", None):
             st.error(ui.md(error))
-        options = list(dict.fromkeys([*tag_service.DEFAULT_TAGS, *tag_store.tag_names(con), *mine]))
+        options = list(dict.fromkeys([*tag_service.DEFAULT_TAGS, *names, *mine]))
         key = f"ann_tags_{frame.id}"
         st.session_state[key] = mine          # what is stored (also after a change elsewhere)
         st.multiselect("My tags", options, key=key, accept_new_options=True,

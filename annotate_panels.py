@@ -7,6 +7,8 @@ review strip of propagated masks (by frame number, flagged first, each opening i
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
@@ -18,9 +20,33 @@ from endolite.records import JobStatus
 from endolite.storage import annotations, jobs, media
 
 NAV = "ann_nav"                 # ui.frame_navigator's key on the Annotate page
+PREVIEW_RUN = "ann_preview_run"  # True during the rerun that only draws a click's preview
+PREVIEW_NEXT = "ann_preview_next"  # set just before that rerun
 FLASH = "ann_prop_flash"        # (kind, text, since) shown after the rerun that ends a job
 FLASH_S = 15.0                  # ... and on every rerun in the next 15 s
 REVIEW_PAGE = 24
+
+
+def begin_run() -> bool:
+    """At the top of the page: whether this run is the one the page asked for only to draw a
+    click's preview (``PREVIEW_NEXT`` set before its ``st.rerun()``); ``memo`` then reuses the
+    run before's reads."""
+    st.session_state[PREVIEW_RUN] = bool(st.session_state.pop(PREVIEW_NEXT, False))
+    return st.session_state[PREVIEW_RUN]
+
+
+def memo(name: str, key: Any, read: Callable[[], Any]) -> Any:
+    """``read()``; on the rerun that only draws a click's preview, the value the run before read
+    for the same ``key`` (nothing was written in between by this session: that rerun follows the
+    click's run at once, so the sequence's timeline, undo state, tags and counts are not read
+    twice; another user's change shows one rerun later)."""
+    store = st.session_state.setdefault("ann_memo", {})
+    hit = store.get(name)
+    if st.session_state.get(PREVIEW_RUN) and hit is not None and hit[0] == key:
+        return hit[1]
+    value = read()
+    store[name] = (key, value)
+    return value
 
 
 def sam_active() -> bool:
@@ -145,7 +171,8 @@ def propagation_form(con, frame, prop_id: int) -> None:
 def review_strip(ctx, *, video_id, group_id, annotator) -> None:
     con, settings = ctx.con, ctx.settings
     scope = {"video_id": video_id, "group_id": group_id, "annotator": annotator}
-    flagged, total = annotations.review_counts(con, **scope)        # counted, not loaded
+    flagged, total = memo("review_counts", tuple(scope.items()),       # counted, not loaded
+                          lambda: annotations.review_counts(con, **scope))
     if not total:
         return
     with st.expander(f"Review propagated masks ({flagged} flagged of {total})", key="ann_review",
@@ -183,7 +210,7 @@ def show(ctx, frame, shown_masks, *, blind: bool, with_timeline: bool = True) ->
     mine = user_name if blind else None
     if with_timeline and _sequence_mode():
         timeline.show(ctx, frame, nav_key=NAV, include_context=bool(st.session_state.get("ann_context")),
-                      annotator=mine, compact=True, key="ann_timeline")
+                      annotator=mine, compact=True, key="ann_timeline", build=memo)
     flash = st.session_state.get(FLASH)
     if flash:       # kept for reruns within FLASH_S of the job's end (another fragment may rerun)
         kind, text, since = flash

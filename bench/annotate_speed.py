@@ -3,6 +3,7 @@ embedding, with 0 and with 100 masks on the sequence (issue #11 targets: < 0.3 s
 
     python bench/annotate_speed.py [--frames 30] [--masks 100] [--repeat 9]
                                    [--width 1280 --height 1024] [--model vit_b|tiny]
+                                   [--box 640x480]
 
 Measures the server-side calls one rerun of views/annotate.py makes, through the core
 functions it calls (not the page itself; Streamlit's own element serialisation is not
@@ -19,7 +20,11 @@ counted), in one process on one data directory:
 * ``click_preview``: a + click on a frame whose embedding is in the disk cache: loading it
   (``SamSegmenter.cached``; the page keeps it in memory afterwards, so ``decoder_only_s`` is
   a later click), SAM's prompt encoder + mask decoder (``predict``), then the rerun the page
-  makes to draw the preview (everything in ``switch_frame`` again, with the preview drawn).
+  makes to draw the preview (``switch_frame``'s work with the preview drawn, less the reads
+  the page reuses from the click's run: ``REUSED``, see ``annotate_panels.memo``).
+
+``--box`` is the canvas box the frame is fitted into (the page's "Auto" fits the window:
+about 616 x 562 at 1366x768, 1170 x 901 at 1920x1080; 640 x 480 is its fallback).
 
 Each figure is the median of ``--repeat`` runs after one warm-up, each run on the next frame
 of the sequence; ``parts`` gives each call's median so the slow one shows.  The reference
@@ -63,7 +68,10 @@ from endolite.synthetic import disc_mask  # noqa: E402
 from endolite.zoom import Viewport, fit_size  # noqa: E402
 
 USER = "bench"
-CANVAS_BOX = (640, 480)          # views/annotate.py DEFAULT_BOX
+CANVAS_BOX = (640, 480)          # views/annotate.py FALLBACK_BOX (Auto fits ~616 x 562 at 1366x768)
+# what the preview-only rerun reuses from the click's run (views/annotate.py, annotate_panels.memo)
+REUSED = frozenset({"tasks_for", "blind_frames", "sam_is_cached_count", "undo_redo", "tags",
+                    "timeline", "review_counts"})
 REAL = ROOT.parent / "shared" / "data" / "real" / "images"
 
 
@@ -142,8 +150,8 @@ def add_masks(con, settings, frame_ids: list[int], count: int, *, width: int, he
 class Page:
     """The page's server calls for one frame, each timed into ``parts``."""
 
-    def __init__(self, ctx: Ctx, group_id: int, engine=None):
-        self.ctx, self.group_id, self.engine = ctx, group_id, engine
+    def __init__(self, ctx: Ctx, group_id: int, engine=None, *, box: tuple[int, int] = CANVAS_BOX):
+        self.ctx, self.group_id, self.engine, self.box = ctx, group_id, engine, box
         self.parts: dict[str, list[float]] = {}
         self.alternative: list[float] = []      # the background as PNG (not in the total)
 
@@ -153,21 +161,28 @@ class Page:
         self.parts.setdefault(name, []).append(time.perf_counter() - start)
         return out
 
-    def rerun(self, index: int, *, preview: np.ndarray | None = None) -> float:
-        """One rerun of the page showing frame ``index``; returns its seconds."""
+    def rerun(self, index: int, *, preview: np.ndarray | None = None, reuse: bool = False) -> float:
+        """One rerun of the page showing frame ``index``; returns its seconds.  ``reuse``: the
+        rerun that only draws a click's preview, which reuses the run before's task queue,
+        blind set, embedded count, undo / redo state, tags, timeline and review counts
+        (``annotate_panels.memo``; the embedded count still checks the frame's own file)."""
         con, settings, name = self.ctx.con, self.ctx.settings, self.ctx.actor.name
         start = time.perf_counter()
-        t = self._t
+
+        def t(part: str, work: Callable):
+            return None if reuse and part in REUSED else self._t(part, work)
+
         t("tasks_for", lambda: bench.tasks_for(con, name))
         frames = t("frame_pages", lambda: media.FramePages(con, group_id=self.group_id,
                                                              include_context=False))
         frame = t("frame_pages", lambda: (len(frames), frames[index])[1])
         if self.engine is not None:      # "N of M frames embedded" (SAM only)
+            self._t("sam_is_cached_frame", lambda: self.engine.is_cached(frame.sha256))
             t("sam_is_cached_count", lambda: sum(self.engine.is_cached(f.sha256) for f in frames))
         t("blind_frames", lambda: benchmarks.benchmark_frames_for(con, name))
         t("labels", lambda: labels.list_all(con))
         shown = t("masks_of", lambda: annotations.masks_of(con, frame_ids=[frame.id]))
-        cw, ch = fit_size(frame.width, frame.height, box_width=CANVAS_BOX[0], box_height=CANVAS_BOX[1])
+        cw, ch = fit_size(frame.width, frame.height, box_width=self.box[0], box_height=self.box[1])
         view = Viewport(frame.width, frame.height, cw, ch)
         background = t("render_view", lambda: annotate.render_view(
             settings, frame, shown, view, preview=preview, preview_color="#ffffff",
@@ -196,10 +211,10 @@ def median(values: list[float]) -> float:
 
 
 def measure(ctx: Ctx, group_id: int, frames: list, engine, embeddings: dict, *, repeat: int,
-            masks: int) -> dict[str, float]:
+            masks: int, box: tuple[int, int] = CANVAS_BOX) -> dict[str, float]:
     """switch_frame and click_preview medians (one warm-up run each, then ``repeat``)."""
     settings = ctx.settings
-    page = Page(ctx, group_id, engine)
+    page = Page(ctx, group_id, engine, box=box)
     switch, reads = [], []
     for run in range(repeat + 1):
         index = run % len(frames)
@@ -213,7 +228,7 @@ def measure(ctx: Ctx, group_id: int, frames: list, engine, embeddings: dict, *, 
     png_s = median(page.alternative[1:])
 
     rng = np.random.default_rng(2)
-    page = Page(ctx, group_id, engine)
+    page = Page(ctx, group_id, engine, box=box)
     clicks, loads, decodes = [], [], []
     for run in range(repeat + 1):
         index = run % len(frames)
@@ -225,7 +240,7 @@ def measure(ctx: Ctx, group_id: int, frames: list, engine, embeddings: dict, *, 
         candidates, scores = engine.predict(embedding, [[x, y]], [1])
         decoded = time.perf_counter()
         preview = candidates[int(np.argmax(scores))]
-        aside = page.rerun(index, preview=preview)      # st.rerun() to draw the preview
+        aside = page.rerun(index, preview=preview, reuse=True)   # st.rerun() to draw the preview
         aside = page.alternative[-1]                    # the PNG timed aside, not counted
         if run:
             clicks.append(time.perf_counter() - start - aside)
@@ -261,7 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=1024)
     parser.add_argument("--model", default="vit_b", choices=("vit_b", "tiny"))
+    parser.add_argument("--box", default="x".join(map(str, CANVAS_BOX)),
+                        help="canvas box WxH in CSS px (default %(default)s)")
     args = parser.parse_args(argv)
+    try:
+        box = tuple(int(v) for v in args.box.lower().split("x"))
+        assert len(box) == 2 and min(box) > 0
+    except (ValueError, AssertionError):
+        parser.error(f"--box {args.box!r}: give WxH in px, e.g. 640x480")
     import torch
 
     from endolite.segment.sam import SamSegmenter, build_tiny_sam, load_sam
@@ -290,12 +312,12 @@ def main(argv: list[str] | None = None) -> int:
                 add_masks(con, settings, [f.id for f in frames], count, width=args.width,
                           height=args.height)
             results[count] = measure(ctx, group_id, frames, engine, {}, repeat=args.repeat,
-                                     masks=count)
+                                     masks=count, box=box)
         zero, many = results[0], results[args.masks]
         emit(measure="masks_effect", masks=args.masks, torch_threads=torch.get_num_threads(),
              switch_frame_ratio=round(many["switch_frame_s"] / zero["switch_frame_s"], 2),
              click_preview_ratio=round(many["click_preview_s"] / zero["click_preview_s"], 2),
-             size=f"{args.width}x{args.height}")
+             size=f"{args.width}x{args.height}", canvas_box=args.box)
         con.close()
     return 0
 

@@ -31,6 +31,20 @@ def fit_size(width: int, height: int, *, box_width: int, box_height: int) -> tup
     return max(1, round(width * factor)), max(1, round(height * factor))
 
 
+def window_box(*, column_width: int, window_height: int, top: int, side_width: int,
+               bottom_margin: int = 16, minimum: tuple[int, int] = (320, 240),
+               maximum: tuple[int, int] = (2400, 1800)) -> tuple[int, int]:
+    """The canvas box ``(box_width, box_height)`` in CSS px that fits the browser's window: the
+    page's main column is ``column_width`` px wide and shares it with a side column of
+    ``side_width`` px (gaps included); the canvas starts ``top`` px below the page's top and
+    must end ``bottom_margin`` px above the window's bottom (``window_height`` px tall), so the
+    whole frame shows without scrolling.  Clamped to ``[minimum, maximum]`` (a tiny window gets
+    a scrollable page rather than a useless canvas).  Pass the result to ``fit_size``."""
+    width = min(max(column_width - side_width, minimum[0]), maximum[0])
+    height = min(max(window_height - top - bottom_margin, minimum[1]), maximum[1])
+    return int(width), int(height)
+
+
 @dataclass(frozen=True)
 class Viewport:
     """What part of a ``frame_w`` x ``frame_h`` frame a ``canvas_w`` x ``canvas_h`` canvas shows.

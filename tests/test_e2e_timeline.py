@@ -5,6 +5,8 @@ propagated mask per frame.  Checked in the database afterwards."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from endolite.storage import annotations, connect, media
@@ -86,6 +88,7 @@ def test_propagation_message_stays_and_a_second_run_leaves_one_mask_per_frame(tm
         log_in(page, url, "ann", "annotator-pw")
         page.get_by_role("link", name="Annotate").click()
         page.get_by_role("heading", name="Annotate").wait_for()
+        page.locator("canvas.upper-canvas").first.wait_for()     # drawn once fitted to the window
         wait_idle(page)
         seen: list[str] = []
         for run in (1, 2):
@@ -107,3 +110,28 @@ def test_propagation_message_stays_and_a_second_run_leaves_one_mask_per_frame(tm
         if m.origin_mask_id == source.id:
             per_frame[m.frame_id] = per_frame.get(m.frame_id, 0) + 1
     assert per_frame and set(per_frame.values()) == {1}, per_frame
+
+
+def test_the_thumbnail_strip_opens_its_frame(tmp_path):
+    """Eight evenly spaced pictures above the lanes (frames 0, 6, 11, 17, 22, 28, 33, 39 of 40);
+    a picture's button opens its frame; the toggle hides the strip."""
+    data_dir, settings, video_id, frames, _ = _video_project(tmp_path)
+    with running_dashboard(data_dir, tmp_path / "server.log") as url, browser_page(tmp_path) as page:
+        log_in(page, url, "ann", "annotator-pw")
+        page.get_by_role("link", name="Frame labels & segments").click()
+        page.get_by_role("heading", name="Frame labels & segments").wait_for()
+        wait_idle(page)
+        strip = page.get_by_role("button", name=re.compile(r"^(▸ )?#\d+$"))
+        strip.nth(7).wait_for()
+        assert [b.inner_text().replace("▸ ", "") for b in strip.all()] == [
+            f"#{n}" for n in (0, 6, 11, 17, 22, 28, 33, 39)]
+        shown = page.locator("[data-testid='stImage'] img")
+        assert shown.count() >= 8 and shown.first.evaluate("img => img.naturalWidth") > 0
+        page.get_by_role("button", name="#28").click()
+        wait_idle(page)
+        page.get_by_text(f"29 / {N}").first.wait_for()               # the navigator jumped
+        page.get_by_role("button", name="▸ #28").wait_for()          # and marks the picture
+        page.screenshot(path=str(tmp_path / "thumbnails.png"), full_page=True)
+        page.get_by_text("Thumbnails", exact=True).click()
+        wait_idle(page)
+        assert strip.count() == 0

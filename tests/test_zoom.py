@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from endolite import canvas
-from endolite.zoom import MAX_ZOOM, Viewport, fit_size
+from endolite.zoom import MAX_ZOOM, Viewport, fit_size, window_box
 
 
 def test_fit_size_keeps_the_aspect_and_fills_the_box():
@@ -16,6 +16,21 @@ def test_fit_size_keeps_the_aspect_and_fills_the_box():
     assert fit_size(1920, 1080, box_width=640, box_height=480) == (640, 360)
     with pytest.raises(ValueError):
         fit_size(0, 10, box_width=640, box_height=480)
+
+
+def test_window_box_fits_width_beside_the_side_column_and_height_below_the_top():
+    # 1366x768 as measured in Chromium: main column 906 px, canvas top 190 px
+    assert window_box(column_width=906, window_height=768, top=190, side_width=290) == (616, 562)
+    # a 4:3 frame in it: width-bound, its bottom (190 + 462) above the window's 768 px
+    assert fit_size(320, 240, box_width=616, box_height=562) == (616, 462)
+    # a wide window: height-bound, the bottom 16 px above the window's
+    box = window_box(column_width=1460, window_height=1080, top=163, side_width=290)
+    assert box == (1170, 901)
+    w, h = fit_size(1280, 1024, box_width=box[0], box_height=box[1])
+    assert 163 + h <= 1080 - 16 and w <= 1170 and abs(w / h - 1.25) < 0.01
+    # a tiny window keeps a usable canvas (the page scrolls), a huge one a bounded one
+    assert window_box(column_width=300, window_height=200, top=190, side_width=290) == (320, 240)
+    assert window_box(column_width=9000, window_height=9000, top=0, side_width=290) == (2400, 1800)
 
 
 def test_whole_frame_view_maps_corners_and_keeps_x_and_y_apart():

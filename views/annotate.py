@@ -4,9 +4,11 @@ visibility, delete, undo and redo; hotkeys for every tool and step; propagation 
 sequence and the review strip (annotate_panels); the mask list, delete-all and the user's tags
 (annotate_lists); the annotator's benchmark task queue (blind).
 
-Layout (the frame visible without scrolling at 1366x768): sequence, engine, view settings and
-the hotkey help in the sidebar; navigation in one row; the canvas with a side column of
-controls; the mask list below."""
+Layout (the frame visible without scrolling at 1366x768 and up): sequence, engine, view
+settings and the hotkey help in the sidebar; navigation in one row; the canvas, fitted to the
+window ("Auto", canvas_view.canvas_box; a preset overrides it), with a side column of controls;
+the mask list below.  The rerun that only draws a click's preview reuses the click's run's reads
+(annotate_panels.memo)."""
 
 from __future__ import annotations
 
@@ -33,28 +35,31 @@ from endolite.zoom import ZOOM_STEP, Viewport, fit_size
 # tool -> (canvas drawing mode, hotkey)
 TOOLS = {"+ point": ("point", "P"), "− point": ("point", "N"), "box": ("rect", "B"),
          "polygon": ("polygon", "G"), "brush": ("freedraw", "D"), "eraser": ("freedraw", "E")}
-# canvas box presets (width x height, CSS px): Streamlit does not tell the server the browser's
-# size, so the user picks one (kept per user); 640 x 480 leaves the frame whole at 1366x768
-CANVAS_BOXES = {"560 × 420": (560, 420), "640 × 480": (640, 480), "800 × 600": (800, 600),
-                "960 × 720": (960, 720), "1200 × 900": (1200, 900)}
-DEFAULT_BOX = "640 × 480"
+SIDE_PX = 250                      # the controls' column beside the canvas
+# pan: (how, arrow, hotkey); shift + arrow, so plain arrows still scroll the page
+PANS = [("left", "←", "shift+left"), ("right", "→", "shift+right"), ("up", "↑", "shift+up"),
+        ("down", "↓", "shift+down")]
 HOTKEYS = [("P / N", "+ point / − point"), ("B", "box"), ("G", "polygon"), ("D", "brush"),
            ("E", "eraser"), ("J / K", "previous / next frame"), ("L", "next unlabelled frame"),
            ("A", "accept the mask"), ("X", "clear the prompt"), ("U / Y", "undo / redo"),
            ("M", "complete the benchmark task and go to the next"),
-           ("I / O / 0", "zoom in / out / whole frame (or the mouse wheel over the frame)")]
+           ("I / O / 0", "zoom in / out / whole frame (or the mouse wheel over the frame)"),
+           ("Shift + ← → ↑ ↓", "pan the zoomed view by half a view")]
 
 user = ui.require_user()
 ctx = ui.ctx()
 con, settings = ctx.con, ctx.settings
 st.markdown("<style>.block-container{padding-top:2.2rem;padding-bottom:1rem}"
-            "h3{padding-top:0 !important}</style>", unsafe_allow_html=True)
+            "h3{padding-top:0 !important}"       # a scroll bar coming and going keeps the width
+            "[data-testid='stMain']{scrollbar-gutter:stable}</style>", unsafe_allow_html=True)
 if not st.session_state.get("ann_interrupted_seen"):     # once per session, after a restart
     st.session_state["ann_interrupted_seen"] = True
     for job in jobs.interrupted_of(con, user.name):
         st.warning(f"Your {job.kind} job {job.id} ({job.updated_at:%Y-%m-%d %H:%M}) did not finish: "
                    f"{ui.md(job.message)}")
 engine = ui.segmenter()
+annotate_panels.begin_run()          # a click's preview-only rerun reuses the run before's reads
+memo = annotate_panels.memo
 
 
 def remember_frame() -> None:
@@ -63,7 +68,7 @@ def remember_frame() -> None:
 
 
 # --- which frames (sidebar) -------------------------------------------------------------------
-queue = bench.tasks_for(con, user.name)
+queue = memo("tasks", user.name, lambda: bench.tasks_for(con, user.name))
 with st.sidebar:
     mode = st.radio("Work on", ["sequence", "tasks"], horizontal=True, key="ann_mode",
                     format_func=lambda m: "A sequence" if m == "sequence"
@@ -132,20 +137,21 @@ def set_tool(name: str) -> None:
     st.session_state["ann_tool"] = name
 
 
-def save_view_pref() -> None:
-    preferences.put(ui.ctx(), "annotate.canvas", st.session_state["ann_canvas_box"])
+def start_precompute() -> None:
+    """on_click (a callback: not lost if another rerun cuts the click's run short); the rerun
+    draws the progress bar instead of the button."""
+    st.session_state["ann_embed_job"] = ui.start_precompute(frames, around=frame.frame_number).id
 
 
 with st.sidebar:
     st.caption("Segmentation engine: " + ui.md(engine.description))
     if hasattr(engine, "is_cached"):              # SAM: embeddings are cached per frame on disk
-        ready = sum(engine.is_cached(f.sha256) for f in frames)
+        ready = memo("embedded", (where, len(frames), engine.is_cached(frame.sha256)),
+                     lambda: sum(engine.is_cached(f.sha256) for f in frames))
         st.caption(f"Embeddings ready for {ready} of {len(frames)} frames of this list "
                    "(a click on a ready frame only runs the decoder).")
-        if ready < len(frames) and not st.session_state.get("ann_embed_job") \
-                and st.button("Precompute embeddings", key="ann_precompute"):
-            st.session_state["ann_embed_job"] = ui.start_precompute(frames, around=frame.frame_number).id
-            st.rerun()                            # redraw without the button, with the progress bar
+        if ready < len(frames) and not st.session_state.get("ann_embed_job"):
+            st.button("Precompute embeddings", key="ann_precompute", on_click=start_precompute)
         if st.session_state.get("ann_embed_job"):
             embed_progress()
         ended = st.session_state.pop("ann_embed_ended", None)
@@ -153,16 +159,7 @@ with st.sidebar:
             st.error(f"Embedding frames failed: {ui.md(ended.message)}")
         elif ended is not None and (ended.result or {}).get("failed"):
             st.warning(f"{ended.result['failed']} frames could not be embedded (a click embeds them).")
-    with st.expander("View", expanded=False):
-        if "ann_canvas_box" not in st.session_state:
-            saved = preferences.get(ctx, "annotate.canvas", DEFAULT_BOX)
-            st.session_state["ann_canvas_box"] = saved if saved in CANVAS_BOXES else DEFAULT_BOX
-        st.selectbox("Canvas size", list(CANVAS_BOXES), key="ann_canvas_box", on_change=save_view_pref,
-                     help="The largest canvas the frame is fitted into (kept for your account); "
-                          "640 × 480 shows the whole frame at 1366x768.")
-        opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="ann_opacity")
-        outline_only = st.toggle("Outlines only", key="ann_outline")
-        show_ids = st.toggle("Mask ids on the frame", value=True, key="ann_show_ids")
+    preset_box, opacity, outline_only, show_ids = canvas_view.view_settings(ctx)
     with st.expander("Hotkeys"):
         st.markdown("\n".join(f"- **{k}**: {what}" for k, what in HOTKEYS))
         st.caption("Tools by key:")
@@ -171,7 +168,7 @@ with st.sidebar:
             tool_cols[i % 3].button(f"{name} tool", key=f"ann_tool_key_{i}", shortcut=key, on_click=set_tool,
                                     args=(name,), help=f"Tool {name} ({key})")
 
-blind = frame.id in benchmarks.benchmark_frames_for(con, user.name)
+blind = frame.id in memo("blind", user.name, lambda: benchmarks.benchmark_frames_for(con, user.name))
 task = next((t for t in queue if t.frame_id == frame.id), None)
 mask_labels = [lb for lb in labels.list_all(con) if {"mask", "box"} & set(lb.allowed)]
 if task is not None and task.label_ids:           # a benchmark task: its labels only
@@ -203,14 +200,19 @@ hidden_labels = st.session_state.get("ann_hidden_labels", [])
 visible = [m for m in shown_masks if m.id not in hidden and m.label not in hidden_labels]
 
 # --- the viewport -----------------------------------------------------------------------------
-box_w, box_h = CANVAS_BOXES[st.session_state["ann_canvas_box"]]
+# Auto: the box fitted to the window; before the browser has measured it, the canvas waits one
+# run (so it is not drawn at one size and at once redrawn at another under a click)
+(box_w, box_h), waiting_for_fit = canvas_view.canvas_box(
+    preset_box, key="ann_fit", anchor="ann_canvas_area", side_width=SIDE_PX + 40)
 width, height = fit_size(frame.width, frame.height, box_width=box_w, box_height=box_h)
 base = Viewport(frame.width, frame.height, width, height)
 state = st.session_state.get("ann_view")
 view = base
-if state is not None and state[0] == (frame.id, width, height):
+if state is not None and state[0][0] == frame.id:   # the same frame: keep its zoom and pan
     x0, y0, zoom = state[1]
     view = Viewport(frame.width, frame.height, width, height, x0, y0, zoom).clamped()
+    if state[0][1:] != (width, height):         # a resized window: a new canvas, clicks carried
+        st.session_state["ann_carry"] = st.session_state.get("ann_last_points")
 with st.sidebar:                                # the wheel listener (an empty element)
     gesture = canvas_view.wheel_zoom(key="ann_wheel")
 if gesture is not None:                         # wheel over the canvas: zoom about the pointer
@@ -249,7 +251,7 @@ brush = brush_col.number_input("Brush px", 2, 200, 20, key="ann_brush", label_vi
                                help="Brush / eraser width in canvas px")
 
 # the canvas column must be at least the canvas's width (an iframe narrower than the canvas clips it)
-canvas_col, right = st.columns([width + 24, 250], gap="small")
+canvas_col, right = st.columns([width + 24, SIDE_PX], gap="small")
 with right:
     st.markdown(f"<span style='color:{label.color}'>■</span> {ui.md(label.name)} ({label.kind})",
                 unsafe_allow_html=True)      # colour is validated #rrggbb; the name is escaped
@@ -263,9 +265,9 @@ with right:
                    args=(how,), disabled=(how in ("out", "fit") and view.zoom <= 1.0)
                    or (how == "in" and view.zoom >= 16), width="stretch")
     pans = st.columns(4, gap="small")
-    for col, (how, text) in zip(pans, [("left", "←"), ("right", "→"), ("up", "↑"), ("down", "↓")]):
-        col.button(text, key=f"ann_zoom_{how}", help=f"Pan {how}", on_click=change_view,
-                   args=(how,), disabled=view.zoom <= 1.0, width="stretch")
+    for col, (how, text, key) in zip(pans, PANS):
+        col.button(text, key=f"ann_zoom_{how}", help=f"Pan {how} (Shift + {text})", shortcut=key,
+                   on_click=change_view, args=(how,), disabled=view.zoom <= 1.0, width="stretch")
     st.caption(f"Zoom {view.zoom:g}× · x {view.x0:.0f}–{view.x0 + view.span[0]:.0f}, "
                f"y {view.y0:.0f}–{view.y0 + view.span[1]:.0f} of {frame.width}×{frame.height}")
 
@@ -279,19 +281,24 @@ canvas_kind = "eraser" if tool_name == "eraser" else mode_of_tool
 carry = st.session_state.get("ann_carry")
 initial = canvas.point_objects(carry[0], carry[1], scale=view.scale, offset=(view.x0, view.y0)) \
     if carry is not None and mode_of_tool == "point" else None
-view_key = "_".join(f"{v:g}" for v in view.state())
-with canvas_col:
-    drawing = st_canvas(
-        # JPEG bytes: the component PNG-encodes a PIL image on every rerun (0.1-0.2 s at 640x480)
-        background_image=encode_image(background, fmt="jpg", quality=92), width=width, height=height,
-        drawing_mode=mode_of_tool, initial_drawing=initial,
-        key=f"ann_canvas_{frame.id}_{nonce}_{canvas_kind}_{view_key}",
-        fill_color=(canvas.NEGATIVE if tool_name == "− point" else canvas.POSITIVE)
-        if mode_of_tool == "point" else "rgba(255, 255, 255, 0.15)",
-        stroke_color="white" if mode_of_tool in ("point", "rect", "polygon") else label.color,
-        stroke_width=int(brush) if mode_of_tool == "freedraw" else 2,
-        point_display_radius=5, update_streamlit=True)
-json_data = drawing.json_data
+view_key = "_".join(f"{v:g}" for v in (width, height, *view.state()))
+if waiting_for_fit:
+    with canvas_col, st.container(key="ann_canvas_area"):
+        st.caption("Fitting the canvas to the window…")
+    json_data = None
+else:
+    with canvas_col, st.container(key="ann_canvas_area"):
+        drawing = st_canvas(
+            # JPEG bytes: the component PNG-encodes a PIL image on every rerun (0.1-0.2 s at 640x480)
+            background_image=encode_image(background, fmt="jpg", quality=92), width=width, height=height,
+            drawing_mode=mode_of_tool, initial_drawing=initial,
+            key=f"ann_canvas_{frame.id}_{nonce}_{canvas_kind}_{view_key}",
+            fill_color=(canvas.NEGATIVE if tool_name == "− point" else canvas.POSITIVE)
+            if mode_of_tool == "point" else "rgba(255, 255, 255, 0.15)",
+            stroke_color="white" if mode_of_tool in ("point", "rect", "polygon") else label.color,
+            stroke_width=int(brush) if mode_of_tool == "freedraw" else 2,
+            point_display_radius=5, update_streamlit=True)
+    json_data = drawing.json_data
 offset = (view.x0, view.y0)
 
 
@@ -327,6 +334,7 @@ with right:
                 candidates, scores = engine.predict(embedding, points, signs, box=box)
                 st.session_state[preview_key] = candidates[int(np.argmax(scores))]
                 st.session_state["ann_prompt_sig"] = signature
+                st.session_state[annotate_panels.PREVIEW_NEXT] = True
                 st.rerun()
         st.caption(f"{int((signs == 1).sum())} positive, {int((signs == 0).sum())} negative clicks"
                    + (", 1 box" if box is not None else ""))
@@ -366,14 +374,14 @@ with right:
                  width="stretch"):
         reset_canvas()
         st.rerun()
-    last = mask_service.undoable(ctx, frame.id)      # the signed-in user's own last action here
+    last = memo("undo", frame.id, lambda: mask_service.undoable(ctx, frame.id))   # own last action here
     if st.button(f"Undo ({last.action})" if last else "Undo", key="ann_undo_btn", shortcut="u",
                  disabled=last is None, width="stretch",
                  help="Undo your own last mask action on this frame (U)"):
         with ui.reported_errors():
             mask_service.undo(ctx, frame.id)
             st.rerun()
-    again = mask_service.redoable(ctx, frame.id)
+    again = memo("redo", frame.id, lambda: mask_service.redoable(ctx, frame.id))
     if st.button(f"Redo ({again.action})" if again else "Redo", key="ann_redo_btn", shortcut="y",
                  disabled=again is None, width="stretch", help="Redo your own last undone mask action here (Y)"):
         with ui.reported_errors():

@@ -123,6 +123,8 @@ def _loader(dataset, cfg, dist, *, sampler=None, indices=None, train: bool):
     if indices is not None:
         dataset = Subset(dataset, indices)
     workers = int(cfg["num_workers"])
+    if workers == 0 and dist.device.type == "cuda":     # a GPU waits for serial loading
+        workers = min(8, max(1, (os.cpu_count() or 1) // max(1, dist.world)))
     drop_last = train and sampler is not None and len(sampler) > cfg["batch_size"]
     return DataLoader(dataset, batch_size=cfg["batch_size"], sampler=sampler, shuffle=False,
                       num_workers=workers, drop_last=drop_last,

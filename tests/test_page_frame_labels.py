@@ -43,7 +43,7 @@ def test_frame_labels_are_saved_for_the_shown_frame(app_env, tmp_path):
     polyp = labels.get_by_name(con, "polyp")
     at.radio(key=f"fl_{first.id}_{polyp.id}").set_value(Presence.PRESENT)
     at.number_input(key=f"flv_{first.id}_{polyp.id}").set_value(0.75)
-    at.button[2].click().run()  # prev, next, save
+    next(b for b in at.button if b.label == "Save frame labels").click().run()
     assert not at.exception
     rows = {r.label: r for r in annotations.frame_labels_of(con, first.id, annotator="ann")}
     assert rows["polyp"].value == Presence.PRESENT and rows["polyp"].float_value == 0.75
@@ -143,3 +143,40 @@ def test_absent_label_on_a_frame_with_masks_warns(app_env, tmp_path):
     assert any("set absent, but this frame has 1 polyp mask" in w.value for w in at.warning), [w.value for w in at.warning] + [s.value for s in at.success]
     rows = {r.label: r for r in annotations.frame_labels_of(con, first.id, annotator="ann")}
     assert rows["polyp"].value == Presence.ABSENT, "saved anyway: the annotator decides"
+
+
+def test_model_suggestions_accept_sets_the_label_and_reject_hides_it(app_env, tmp_path):
+    import numpy as np
+
+    from endolite.extract import extract_frames
+    from endolite.storage import audit
+    from endolite.storage import predictions as prediction_store
+    from endolite.storage import training as run_store
+
+    con, user, video_id = _setup(app_env, tmp_path)
+    first = extract_frames(con, app_env, video_id, method="uniform", count=3, context=0).picked[0]
+    polyp, blurry = labels.get_by_name(con, "polyp"), labels.get_by_name(con, "blurry")
+    run = run_store.create_run(con, backbone="resnet18", labels=["polyp", "blurry"],
+                               label_ids=[polyp.id, blurry.id], config={}, dataset={})
+    run_store.update_run(con, run.id, status=run_store.RunStatus.DONE)
+    pset = prediction_store.create_set(con, run_id=run.id, video_id=video_id)
+    prediction_store.insert_predictions(con, pset, frame_numbers=np.array([first.frame_number]),
+                                        frame_ids=np.array([first.id]),
+                                        label_ids=[polyp.id, blurry.id],
+                                        probs=np.array([[0.93, 0.71]]))
+    at = _page(user).run()
+    assert not at.exception, at.exception
+    shown = " ".join(m.value for m in at.markdown)
+    assert "**polyp** present · p = 0.93" in shown and "**blurry** present · p = 0.71" in shown
+
+    at.button(key=f"fl_sug_{first.id}_{polyp.id}_{run.id}_yes").click().run()
+    assert not at.exception, at.exception
+    [row] = annotations.frame_labels_of(con, first.id, annotator="ann")
+    assert (row.label_id, row.value) == (polyp.id, Presence.PRESENT)
+    at.button(key=f"fl_sug_{first.id}_{blurry.id}_{run.id}_no").click().run()
+    assert not at.exception, at.exception
+    assert [r.label_id for r in annotations.frame_labels_of(con, first.id, annotator="ann")] == [polyp.id]
+    shown = " ".join(m.value for m in at.markdown)
+    assert "p = 0.93" not in shown and "p = 0.71" not in shown, "decided: no longer suggested"
+    decisions = [e.details["decision"] for e in audit.search(con, action="model.suggestion")]
+    assert sorted(decisions) == ["accepted", "rejected"]

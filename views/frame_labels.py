@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+import suggestions_panel
 import timeline
 import ui
 from endolite import timeline as tl_data
@@ -51,6 +52,8 @@ with tab_frames:
         left.image(str(ui.settings().absolute(frame.path)), width="stretch",
                    caption=f"frame #{frame.frame_number}")
         current = {fl.label_id: fl for fl in annotations.frame_labels_of(con, frame.id, annotator=user.name)}
+        with right:
+            suggestions_panel.show(ctx, frame.id, key="fl_sug")
         with right, st.form(f"fl_form_{frame.id}"):
             st.caption("Set each label; Tab / arrow keys move between choices, Enter saves.")
             choices = {}

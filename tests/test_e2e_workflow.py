@@ -81,9 +81,13 @@ class Walk:
         self.page, self.url, self.folder, self.n = page, url, folder, 0
         folder.mkdir(parents=True, exist_ok=True)
 
-    def shot(self, step: str) -> None:
+    def shot(self, step: str, at=None) -> None:
+        """Screenshot ``NN-step.png``; ``at``: a locator scrolled into view first (the main
+        area scrolls inside the page, so a full-page shot shows only its top)."""
         self.n += 1
         wait_idle(self.page)
+        if at is not None:
+            at.scroll_into_view_if_needed()
         self.page.screenshot(path=str(self.folder / f"{self.n:02d}-{step}.png"), full_page=True)
 
     def go(self, link: str, heading: str | None = None) -> None:
@@ -312,13 +316,13 @@ def lead_trains(w: Walk) -> None:
     w.shot("training-dataset")
     page.get_by_role("button", name="Start training").click()
     page.get_by_text(re.compile(r"^Run \d+ started")).wait_for()
-    wait_idle(page)
-    page.get_by_text(re.compile(r"^Run \d+: (queued|running)")).first.wait_for()
-    w.shot("training-running")
+    status = page.get_by_text(re.compile(r"^Run \d+: (queued|running|done)")).first
+    status.wait_for()                                  # the page follows the run by itself
+    w.shot("training-watched", at=status)
     _wait_for_text(w, re.compile(r"^Run \d+: done"), TRAIN_WAIT_MS)
     page.locator(".js-plotly-plot").first.wait_for()                 # loss / F1 charts
     page.get_by_role("heading", name="Predict").wait_for()
-    w.shot("training-done")
+    w.shot("training-done", at=page.get_by_role("heading", name="Runs"))
 
     w.number("Every n-th frame", 2)
     wait_idle(page)
@@ -326,7 +330,8 @@ def lead_trains(w: Walk) -> None:
     page.get_by_text(re.compile(r"^Predicted \d+ frames")).wait_for(timeout=180_000)
     wait_idle(page)
     page.get_by_role("heading", name="Likely mislabels").wait_for()
-    w.shot("predictions")
+    w.shot("predictions", at=page.get_by_role("heading", name="Predict"))
+    w.shot("likely-mislabels", at=page.get_by_role("heading", name="Likely mislabels"))
 
 
 def _wait_for_text(w: Walk, text, timeout_ms: int) -> None:
@@ -423,7 +428,9 @@ def test_a_new_team_walks_the_whole_path(tmp_path):
 
 
 def _check_outcomes(settings, first: int, target) -> None:
-    from endolite.storage import connect
+    from endolite import annotate
+    from endolite.storage import annotations, connect
+    from endolite.synthetic import disc_mask
 
     con = connect(settings, read_only=True)
     try:
@@ -433,11 +440,18 @@ def _check_outcomes(settings, first: int, target) -> None:
         [(video_id,)] = q("SELECT id FROM videos")
         masks = q("SELECT id, frame_id, annotator, source, origin_mask_id FROM masks "
                   "WHERE deleted_at IS NULL ORDER BY id")
+        number_of = dict(q("SELECT id, frame_number FROM frames"))
+        shapes = {m.id: annotate.load_mask(m) for m in annotations.masks_of(con, video_id=video_id)}
         drawn = [m for m in masks if m[2] == ANN and m[4] is None]
         assert len(drawn) == 1 and drawn[0][1] == first
         propagated = [m for m in masks if m[4] == drawn[0][0]]
         assert len(propagated) >= 10, f"propagated onto the frames after the first: {len(propagated)}"
         assert {m[3] for m in propagated} == {"propagated"} and {m[2] for m in propagated} == {ANN}
+        for mask_id, frame_id, *_ in [drawn[0], *propagated]:       # each follows the disc
+            truth = disc_mask(H, W, *disc_centre(number_of[frame_id]), 25)
+            got = shapes[mask_id]
+            iou = (got & truth).sum() / (got | truth).sum()
+            assert iou > 0.7, f"mask {mask_id} on frame #{number_of[frame_id]}: IoU {iou:.2f}"
         assert [m for m in masks if m[2] == LEAD] and all(m[1] == first for m in masks if m[2] == LEAD)
         labelled = q("SELECT l.name, fl.value FROM frame_labels fl JOIN labels l ON l.id = fl.label_id "
                      "WHERE fl.annotator = ? ORDER BY fl.frame_id, l.name", ANN)
@@ -456,8 +470,9 @@ def _check_outcomes(settings, first: int, target) -> None:
         assert len(lines) == 2 and all("train_loss" in json.loads(line) for line in lines)
         assert json.loads((settings.data_dir / run_dir / "result.json").read_text())["state"] == "done"
         assert q("SELECT frames FROM prediction_sets WHERE run_id = ?", run_id)[0][0] > 0
-        methods = [r[0] for r in q("SELECT method FROM extractions ORDER BY id")]
-        assert methods == ["uniform", "uncertain"], methods
+        extractions = q("SELECT method, params FROM extractions ORDER BY id")
+        assert [m for m, _ in extractions] == ["uniform", "uncertain"], extractions
+        assert json.loads(extractions[1][1])["model"] == run_id, "the picks name the model's run"
         frames = {fid: n for fid, n in q("SELECT id, frame_number FROM frames WHERE video_id = ?",
                                          video_id)}
         live = {m[0]: m for m in masks}

@@ -306,7 +306,9 @@ def overlay(rgb: np.ndarray, masks: Sequence[MaskLike], colors: Sequence[str | S
     image = np.asarray(rgb)
     if image.ndim != 3 or image.shape[2] != 3:
         raise InvalidInput(f"overlay needs an (H, W, 3) RGB image, got shape {image.shape}")
-    out = image.astype(np.float32)
+    import cv2
+
+    out = np.array(image, dtype=np.uint8, copy=True)
     for i, mask in enumerate(masks):
         array = as_array(mask)
         if array.shape != image.shape[:2]:
@@ -319,7 +321,10 @@ def overlay(rgb: np.ndarray, masks: Sequence[MaskLike], colors: Sequence[str | S
         y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, array.shape[0])
         x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, array.shape[1])
         crop, part = array[y0:y1, x0:x1], out[y0:y1, x0:x1]
-        part[crop] = part[crop] * (1.0 - alpha) + color * alpha
+        fill = np.empty_like(part)
+        fill[:] = np.asarray(color, dtype=np.uint8)
+        blended = cv2.addWeighted(part, 1.0 - alpha, fill, alpha, 0.0)   # rounds to nearest
+        np.copyto(part, blended, where=crop[..., None])
         if outline_px > 0:
             part[outline(crop, thickness=outline_px)] = color
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return out

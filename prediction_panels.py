@@ -49,7 +49,7 @@ def predict_section(ctx, run) -> None:
     if video_id is not None:
         import timeline_predictions
 
-        timeline_predictions.render_prediction_timeline(ctx, video_id, latest.id)
+        timeline_predictions.render_prediction_timeline(ctx.con, video_id, latest.id, ctx=ctx)
     else:
         tr = prediction_store.track(ctx.con, latest.id)
         table = pd.DataFrame(tr.probs, columns=list(tr.labels))

@@ -259,3 +259,28 @@ def test_next_unlabelled_skips_frames_that_carry_masks(app_env, tmp_path):
                        annotator="ann")
     _button(at, "ann_next_unlabelled").click().run()
     assert any("Every frame of this list carries a mask" in i.value for i in at.info)
+
+
+def test_model_suggestions_on_the_frame_accept_sets_a_frame_label(app_env, tmp_path):
+    from endolite.records import Presence
+    from endolite.storage import predictions as prediction_store
+    from endolite.storage import training as run_store
+
+    con, ann, frames, truth = _setup(app_env, tmp_path)
+    polyp = labels.get_by_name(con, "polyp")
+    run = run_store.create_run(con, backbone="resnet18", labels=["polyp"], label_ids=[polyp.id],
+                               config={}, dataset={})
+    run_store.update_run(con, run.id, status=run_store.RunStatus.DONE)
+    first = min(frames, key=lambda f: f.frame_number)
+    pset = prediction_store.create_set(con, run_id=run.id, group_id=first.group_id)
+    prediction_store.insert_predictions(con, pset, frame_numbers=np.array([first.frame_number]),
+                                        frame_ids=np.array([first.id]), label_ids=[polyp.id],
+                                        probs=np.array([[0.88]]))
+    at = _page(ann).run()
+    assert not at.exception, at.exception
+    assert any("**polyp** present · p = 0.88" in md.value for md in at.markdown)
+    _button(at, f"ann_sug_{first.id}_{polyp.id}_{run.id}_yes").click().run()
+    assert not at.exception, at.exception
+    [row] = annotations.frame_labels_of(con, first.id, annotator="ann")
+    assert (row.label_id, row.value) == (polyp.id, Presence.PRESENT)
+    assert not any("p = 0.88" in md.value for md in at.markdown), "decided: gone"

@@ -19,6 +19,7 @@ from streamlit_drawable_canvas import st_canvas
 import annotate_lists
 import annotate_panels
 import canvas_view
+import suggestions_panel
 import ui
 from endolite import annotate, canvas
 from endolite import masks as rle
@@ -396,6 +397,8 @@ with right:
                 # the queue loses this task: the same index (and mode) now holds the next one
                 st.rerun()
     annotate_lists.frame_tags(ctx, frame, blind=blind)
+    if not blind:                     # a benchmark's blind frame gets no model hints
+        suggestions_panel.show(ctx, frame.id, key="ann_sug")
 
 
 annotate_lists.mask_list(ctx, shown_masks, hidden)

@@ -118,3 +118,46 @@ def test_lead_trains_watches_predicts_and_reviews(app_env, tmp_path):
         assert f"{len(listed)} frame / label pairs" in captions
     else:
         assert "No likely mislabels" in captions
+
+
+def test_predictions_over_a_video_draw_the_timeline_and_segments_can_be_accepted(app_env, tmp_path):
+    """A done run (random-init checkpoint) predicts over a video from the page; the timeline and
+    the predicted-segment panel appear; accepting a proposed segment adds a real segment."""
+    from endolite.ingest import ingest_paths
+    from endolite.storage import annotations, labels
+    from endolite.synthetic import write_disc_video
+    from tests.test_uncertainty import add_done_run
+
+    con = connect(app_env)
+    lead = make_user(con, "lena", Role.LEAD)
+    polyp = labels.add(con, "polyp")
+    [video] = ingest_paths(con, app_env, [write_disc_video(tmp_path / "v.mp4", 40)], user="t")
+    run_id, _ = add_done_run(con, app_env, ["polyp"], label_ids=[polyp.id],
+                             backbone="mobilenetv3_small_050", image_size=32)
+    at = page("views/training.py", lead).run()
+    assert not at.exception, at.exception
+    assert at.session_state["train_run"] == run_id
+    at.number_input(key="predict_every").set_value(2)
+    at.button(key="predict_go").click().run()
+    job = jobs.wait(con, at.session_state[f"predict_job_{run_id}"], timeout=120)
+    assert job.status == JobStatus.DONE, job.message
+    at.run()
+    assert not at.exception, at.exception
+    [pset] = prediction_store.sets_of(con, video_id=video.id)
+    assert pset.frames == 20 and pset.every == 2
+    assert any(f"Prediction set {pset.id}: 20 frames (every 2)" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) >= 1, "the probability timeline is drawn"
+    # random weights give an arbitrary track: add one known proposal to decide on the page
+    before = {p.id for p in prediction_store.predicted_segments(con, pset.id)}
+    prediction_store.insert_predicted_segments(con, pset, [
+        {"label_id": polyp.id, "start_frame": 4, "end_frame": 12, "mean_probability": 0.8}])
+    [first] = [p for p in prediction_store.predicted_segments(con, pset.id) if p.id not in before]
+    at.run()
+    accept = next(b for b in at.button if b.label == "Accept" and (b.key or "").endswith(f"_accept_{first.id}"))
+    accept.click().run()
+    assert not at.exception, at.exception
+    decided = prediction_store.get_predicted_segment(con, first.id)
+    assert decided.status == "accepted" and decided.segment_id is not None
+    [segment] = annotations.segments_of(con, video_id=video.id)
+    assert (segment.start_frame, segment.end_frame) == (first.start_frame, first.end_frame)
+    assert segment.annotator == "lena"

@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from endolite import annotate  # noqa: E402
+from endolite.segment.base import best_mask  # noqa: E402
 from endolite import timeline as tl_data  # noqa: E402
 from endolite.benchmark import service as bench  # noqa: E402
 from endolite.config import Settings  # noqa: E402
@@ -237,9 +238,8 @@ def measure(ctx: Ctx, group_id: int, frames: list, engine, embeddings: dict, *, 
         start = time.perf_counter()
         embedding = engine.cached(frame.sha256)          # first click on this frame
         loaded = time.perf_counter()
-        candidates, scores = engine.predict(embedding, [[x, y]], [1])
+        preview, _ = best_mask(engine, embedding, [[x, y]], [1])      # as the page does
         decoded = time.perf_counter()
-        preview = candidates[int(np.argmax(scores))]
         aside = page.rerun(index, preview=preview, reuse=True)   # st.rerun() to draw the preview
         aside = page.alternative[-1]                    # the PNG timed aside, not counted
         if run:

@@ -294,3 +294,24 @@ def test_sam_predict_matches_segment_anythings_predictor(tiny_model):
     ref = tiny_model.postprocess_masks(pattern, embedding.input_size, embedding.image_size)[0].numpy()
     assert ours.shape == ref.shape == (3, 120, 200)
     assert np.abs(ours - ref).max() < 0.05
+
+
+def test_best_mask_is_the_highest_scoring_candidate_for_sam_and_classical(tiny_model, settings):
+    """segment.base.best_mask: SAM upscales only the chosen candidate (predict_best); the mask
+    and score equal the argmax of the full predict, for SAM (tiny random model) and classical;
+    a second frame size gets its own upscaling grid."""
+    from endolite.segment.base import best_mask
+    from endolite.segment.classical import ClassicalSegmenter
+
+    engines = (ClassicalSegmenter(), _sam(tiny_model, settings.cache_dir))
+    for height, width in ((96, 128), (144, 192), (96, 128)):
+        frame, _ = next(moving_disc_frames(1, height=height, width=width))
+        for engine in engines:
+            emb = engine.embed(frame)
+            points, labels = [[60.0, 40.0], [10.0, 10.0]], [1, 0]
+            masks, scores = engine.predict(emb, points, labels)
+            mask, score = best_mask(engine, emb, points, labels)
+            best = int(np.argmax(scores))
+            assert mask.shape == (height, width) and mask.dtype == bool
+            assert np.array_equal(mask, masks[best]), engine.name
+            assert score == pytest.approx(float(scores[best])), engine.name

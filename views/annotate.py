@@ -26,6 +26,7 @@ from endolite import masks as rle
 from endolite.benchmark import service as bench
 from endolite.media import encode_image
 from endolite.records import JobStatus, MaskSource, ShapeKind
+from endolite.segment.base import best_mask
 from endolite.services import Action
 from endolite.services import benchmarks as bench_service
 from endolite.services import masks as mask_service
@@ -332,8 +333,7 @@ with right:
         if (len(points) or box is not None) and st.session_state.get("ann_prompt_sig") != signature:
             with ui.reported_errors():
                 embedding = ui.embedding(frame)
-                candidates, scores = engine.predict(embedding, points, signs, box=box)
-                st.session_state[preview_key] = candidates[int(np.argmax(scores))]
+                st.session_state[preview_key] = best_mask(engine, embedding, points, signs, box=box)[0]
                 st.session_state["ann_prompt_sig"] = signature
                 st.session_state[annotate_panels.PREVIEW_NEXT] = True
                 st.rerun()

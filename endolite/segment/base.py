@@ -64,6 +64,18 @@ class Segmenter(Protocol):
         ...
 
 
+def best_mask(engine: Segmenter, embedding: Embedding, points, labels, box=None,
+              mask_input: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """The highest-scoring mask ``(H, W) bool`` of ``engine.predict`` and its score; engines
+    that can (SAM: only the chosen candidate is upscaled to the frame) provide ``predict_best``."""
+    fast = getattr(engine, "predict_best", None)
+    if fast is not None:
+        return fast(embedding, points, labels, box=box, mask_input=mask_input)
+    masks, scores = engine.predict(embedding, points, labels, box=box, mask_input=mask_input)
+    best = int(np.argmax(scores))
+    return masks[best], float(scores[best])
+
+
 @dataclass(frozen=True, eq=False)
 class Prompt:
     """Validated prompts in image pixels (see the module docstring)."""

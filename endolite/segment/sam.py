@@ -258,10 +258,18 @@ class SamSegmenter:
         return Embedding(self.name, key or image_key(image), image.shape[:2], resized.shape[:2],
                          array, mode)
 
+    def predict_best(self, embedding: Embedding, points, labels, box=None,
+                     mask_input: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """``predict`` (multimask) keeping only the highest-scoring mask ``(H, W) bool`` and its
+        score: the same mask, but only that candidate is upscaled to the frame."""
+        masks, scores = self.predict(embedding, points, labels, box=box, mask_input=mask_input,
+                                     _best_only=True)
+        return masks[0], float(scores[0])
+
     def predict(self, embedding: Embedding, points: np.ndarray | Sequence[Sequence[float]],
                 labels: np.ndarray | Sequence[int], box: Sequence[float] | None = None,
-                mask_input: np.ndarray | None = None, *, multimask: bool = True
-                ) -> tuple[np.ndarray, np.ndarray]:
+                mask_input: np.ndarray | None = None, *, multimask: bool = True,
+                _best_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Decoder only: masks ``(K, H, W) bool`` (K = 3 with ``multimask`` else 1) and SAM's
         predicted IoU scores ``(K,) float32``.  ``mask_input`` ``(H, W)`` is turned into the
         low-resolution logits SAM expects (+/-8 inside/outside)."""
@@ -289,13 +297,15 @@ class SamSegmenter:
         if self._decoder_threads:
             torch.set_num_threads(self._decoder_threads)
         try:
-            return self._decode(model, features, coords, labels_t, box_t, mask_t, embedding, multimask)
+            return self._decode(model, features, coords, labels_t, box_t, mask_t, embedding, multimask,
+                                best_only=_best_only)
         finally:
             if self._decoder_threads:
                 torch.set_num_threads(previous_threads)
 
     def _decode(self, model: Any, features: Any, coords: Any, labels_t: Any, box_t: Any,
-                mask_t: Any, embedding: Embedding, multimask: bool) -> tuple[np.ndarray, np.ndarray]:
+                mask_t: Any, embedding: Embedding, multimask: bool, *, best_only: bool = False
+                ) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
         with torch.inference_mode():
@@ -305,6 +315,9 @@ class SamSegmenter:
                 image_embeddings=features, image_pe=self._dense_pe(),
                 sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
                 multimask_output=multimask)
+            if best_only:
+                best = int(torch.argmax(iou[0]))
+                low_res, iou = low_res[:, best:best + 1], iou[:, best:best + 1]
             masks = self._upscale(low_res, embedding) > model.mask_threshold
         return masks[0].numpy(), iou[0].float().numpy().astype(np.float32)
 
@@ -327,14 +340,20 @@ class SamSegmenter:
         low = low_res.shape[-1]
         height, width = (int(v) for v in embedding.image_size)
         h_in, w_in = (int(v) for v in embedding.input_size)
-        scale = low / self.img_size
+        key = (low, height, width, h_in, w_in)
+        cached = getattr(self, "_grid", None)
+        if cached is not None and cached[0] == key:
+            grid = cached[1]                      # the same frame size: the same lookup grid
+        else:
+            scale = low / self.img_size
 
-        def axis(n_out: int, n_in: int) -> Any:
-            centre = (torch.arange(n_out, dtype=torch.float32) + 0.5) * (n_in / n_out)  # input px
-            return centre * scale / low * 2 - 1                      # grid_sample's [-1, 1]
+            def axis(n_out: int, n_in: int) -> Any:
+                centre = (torch.arange(n_out, dtype=torch.float32) + 0.5) * (n_in / n_out)  # input px
+                return centre * scale / low * 2 - 1                  # grid_sample's [-1, 1]
 
-        gy, gx = torch.meshgrid(axis(height, h_in), axis(width, w_in), indexing="ij")
-        grid = torch.stack((gx, gy), dim=-1)[None]
+            gy, gx = torch.meshgrid(axis(height, h_in), axis(width, w_in), indexing="ij")
+            grid = torch.stack((gx, gy), dim=-1)[None]
+            self._grid = (key, grid)
         return F.grid_sample(low_res.float(), grid, mode="bilinear", padding_mode="border",
                              align_corners=False)
 

@@ -260,12 +260,21 @@ def render_view(settings: Settings, frame: Frame, shown: Sequence[Mask], view: A
 
     from endolite.media import read_image
 
-    image = _read_cached(read_image, settings.absolute(frame.path))
+    path = settings.absolute(frame.path)
     x0, y0, x1, y1 = view.crop()
     size = (view.canvas_w, view.canvas_h)
     nearest = view.zoom >= 2                  # zoomed in: show the frame's pixels as blocks
-    out = cv2.resize(np.ascontiguousarray(image[y0:y1, x0:x1]), size,
-                     interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+    key = (str(path), path.stat().st_mtime, (x0, y0, x1, y1), size, nearest)
+    base = _VIEWS.get(key)
+    if base is None:                          # reruns of one view (a click's preview) reuse it
+        image = _read_cached(read_image, path)
+        base = cv2.resize(np.ascontiguousarray(image[y0:y1, x0:x1]), size,
+                          interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+        base.setflags(write=False)
+        if len(_VIEWS) >= 8:
+            _VIEWS.pop(next(iter(_VIEWS)))
+        _VIEWS[key] = base
+    out = base.copy()
     items: list[Any] = []
     colors: list[str] = []
 
@@ -323,6 +332,7 @@ def _fitted_mask(m: Mask, crop: tuple[int, int, int, int], size: tuple[int, int]
 
 
 _IMAGES: dict[str, tuple[float, np.ndarray]] = {}
+_VIEWS: dict[tuple, np.ndarray] = {}      # the frame's view resized to the canvas, last few
 
 
 def _read_cached(read: Callable[[Path], np.ndarray], path: Path) -> np.ndarray:

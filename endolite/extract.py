@@ -214,7 +214,13 @@ def extract_frames(con, settings: Settings, video_id: int, *, method: SampleMeth
 
         scored = score_range(con, settings, path, index, lo, hi, run_id=model, count=count,
                              counter=counter, progress=lambda f, m: report(0.02 + 0.58 * f, m))
-        candidates, options["features"] = scored.candidates, scored.features
+        # frames already extracted (labelled or waiting) are not picked again
+        taken = np.fromiter((f.frame_number for f in store.frames_of(con, video_id=video_id)), np.int64)
+        fresh = ~np.isin(scored.candidates.frame_numbers, taken)
+        if not fresh.any():
+            raise InvalidInput(f"video {video_id}: every candidate frame the model scored is "
+                               "already extracted; choose another portion of the video")
+        candidates, options["features"] = scored.candidates.subset(fresh), scored.features[fresh]
     else:
         candidates = _candidates(path, index, lo, hi, selector.needs, count, counter, report)
     picks = sampling.select(name, candidates, count=count, rng=rng, **options)

@@ -67,6 +67,13 @@ class Candidates:
     def __len__(self) -> int:
         return int(self.frame_numbers.shape[0])
 
+    def subset(self, keep: np.ndarray) -> "Candidates":
+        """The candidates where ``keep`` ``(N,) bool`` is True (every per-frame field cut alike)."""
+        keep = np.asarray(keep, dtype=bool)
+        cut = {name: (None if getattr(self, name) is None else getattr(self, name)[keep])
+               for name in ("thumbnails", "keyframe", "scores")}
+        return Candidates(frame_numbers=self.frame_numbers[keep], fps=self.fps, **cut)
+
 
 class Selector(Protocol):
     """``selector(candidates, *, count, rng, **options) -> (k,) int64`` sorted frame numbers."""

@@ -208,6 +208,16 @@ def test_extract_uncertain_in_process(con, settings, tmp_path):
     assert {f.frame_number for f in result.picked} <= set(top.tolist())
     assert params["pick_scores"] == {str(n): round(float(s), 6) for n, s in zip(
         scored.candidates.frame_numbers, scored.candidates.scores) if str(n) in params["pick_scores"]}
+    # frames already extracted are never picked again: the next picks are new frames
+    uniform = extract_frames(con, settings, video.id, method="uniform", count=6, context=1)
+    taken = {f.frame_number for f in store.frames_of(con, video_id=video.id)}
+    again = extract_frames(con, settings, video.id, method="uncertain", model=run_id, count=3,
+                           context=0, seed=1)
+    assert len(again.picked) == 3 and not {f.frame_number for f in again.picked} & taken
+    assert uniform.picked
+    with pytest.raises(InvalidInput, match="already extracted"):
+        extract_frames(con, settings, video.id, method="uncertain", model=run_id, count=3,
+                       context=0, seed=1, start=0, end=1 / 24)
 
 
 @pytest.mark.slow

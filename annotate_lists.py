@@ -65,8 +65,11 @@ def delete_all(ctx, frame, mask_labels) -> None:
 
 def save_own_tags(frame_id: int, key: str) -> None:
     """The tag multiselect's on_change: only a change the user made reaches the service."""
+    here = ui.callback_ctx()
+    if here is None or key not in st.session_state:
+        return                                # the run after a logout
     try:
-        tag_service.set_own_tags(ui.ctx(), frame_id, st.session_state[key])
+        tag_service.set_own_tags(here, frame_id, st.session_state[key])
     except EndoliteError as exc:
         st.session_state["ann_tags_error"] = str(exc)
 

@@ -137,7 +137,9 @@ def window_fit(*, key: str, anchor: str, known: dict | None) -> dict | None:
 def _save_box() -> None:
     import ui                               # the page's glue (the signed-in user's ctx)
 
-    preferences.put(ui.ctx(), "annotate.canvas", st.session_state["ann_canvas_box"])
+    here = ui.callback_ctx()
+    if here is not None and "ann_canvas_box" in st.session_state:     # not after a logout
+        preferences.put(here, "annotate.canvas", st.session_state["ann_canvas_box"])
 
 
 def view_settings(ctx) -> tuple[tuple[int, int] | None, float, bool, bool]:

@@ -189,6 +189,19 @@ def ctx():
     return Ctx(con=cursor(), settings=settings(), actor=Actor.of(user), client=client_address())
 
 
+def callback_ctx():
+    """``ctx()`` for widget callbacks, or None when nobody is signed in.  After a logout the
+    browser still sends the old page's widgets, whose cleared state Streamlit reports as
+    changes: their callbacks run before ``app.py``, and ``require_user``'s stop there would
+    stop the run that should show the login form."""
+    from endolite.services import Actor, Ctx
+
+    user = current_user()
+    if user is None:
+        return None
+    return Ctx(con=cursor(), settings=settings(), actor=Actor.of(user), client=client_address())
+
+
 def md(text: object) -> str:
     """``text`` escaped for Streamlit markdown: HTML, markdown and :directives: display as typed."""
     out = []

@@ -182,9 +182,9 @@ if not mask_labels:
 
 
 def save_label_pref() -> None:
-    chosen = st.session_state.get("ann_label")
-    if chosen is not None:
-        preferences.put(ui.ctx(), "annotate.label", chosen.name)
+    chosen, here = st.session_state.get("ann_label"), ui.callback_ctx()
+    if chosen is not None and here is not None:
+        preferences.put(here, "annotate.label", chosen.name)
 
 
 names = [lb.name for lb in mask_labels]

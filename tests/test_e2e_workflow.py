@@ -20,10 +20,11 @@ import zipfile
 import av
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from tests.e2e_support import (browser_page, canvas_point, dataframe_rows, log_in, log_out,
                                 pick_tool, running_dashboard, wait_idle)
+from tests.test_e2e_anonymize_export import _font    # the same burnt-in text font
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -33,16 +34,6 @@ ADMIN, ADMIN_PW = "ada", "correct horse"
 LEAD, LEAD_PW = "lena", "lead-pass-1"
 ANN, ANN_PW = "ann", "annotator-pw"
 TRAIN_WAIT_MS = 300_000
-
-
-def _font(size: int):
-    for path in ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
-                 "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
-        try:
-            return ImageFont.truetype(path, size)
-        except OSError:
-            continue
-    return ImageFont.load_default(size=size)
 
 
 def disc_centre(frame_number: int) -> tuple[int, int]:

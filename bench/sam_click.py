@@ -19,8 +19,8 @@ compute is the real model's; weights do not change the time).  Prints:
 - ``{"metric": "embed_precision", ...}``: encoder seconds of the plain float32 encoder in this
   process with glibc's default allocator (``plain_fp32_s``, the reference, median of 2 runs
   after a warm-up; ``plain_fp32_runs_s`` all three), then, after
-  :func:`endolite.allocator.keep_large_allocations`, the engine's float32 and bf16-autocast
-  embeddings (medians of 2 runs after a warm-up), the calibrated ``auto`` choice and its time
+  :func:`endolite.allocator.keep_large_allocations`, the engine's float32 and bfloat16
+  (endolite.segment.sam_fast) embeddings (medians of 2 runs after a warm-up), the calibrated ``auto`` choice and its time
   over the reference (``auto_over_plain_fp32``, target <= 0.3, issue #11), bf16 over tuned fp32, and the
   mask IoU between the fp32 and bf16 embeddings' masks for the same clicks on the real image
   (random weights make this a sensitivity check, not accuracy).

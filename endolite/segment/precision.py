@@ -3,7 +3,7 @@
 ``"auto"`` used to be a CPU-flag rule (bfloat16 only with AMX tiles); on a 2-core EPYC with
 AVX512-BF16 and no AMX that rule chose float32 although bfloat16 embedded in 0.53x the time
 with masks agreeing at IoU 0.996.  So "auto" is now a measurement: :func:`calibrate` embeds one
-frame in float32 and under ``torch.autocast("cpu", dtype=torch.bfloat16)``, ``runs`` times each
+frame in float32 and in bfloat16 (:mod:`endolite.segment.sam_fast`), ``runs`` times each
 (interleaved; the fastest run of each counts, so the first run's one-off set-up does not),
 decodes the same few point prompts from both embeddings and compares the masks.
 :func:`decide` picks bfloat16 when it is at least ``MIN_SPEEDUP`` times faster and the masks
@@ -126,7 +126,7 @@ def decide(fp32_s: float, bf16_s: float | None, mask_iou: float | None, *,
     """``(choice, reason)`` from one measurement: "bf16" when it ran and is at least
     ``min_speedup`` times faster than float32 with mean mask IoU >= ``min_iou``, else "fp32"."""
     if bf16_s is None or mask_iou is None:
-        return "fp32", "bfloat16 autocast is not supported on this CPU"
+        return "fp32", "bfloat16 is not supported on this CPU"
     ratio = bf16_s / fp32_s
     if mask_iou < min_iou:
         return "fp32", f"bfloat16 masks differ (mean IoU {mask_iou:.3f} < {min_iou})"
@@ -154,7 +154,7 @@ def calibrate(embed: Callable[[str], Any], masks: Callable[[Any, np.ndarray, np.
     (``{"fp32": ..., "bf16": ...}``, so the caller can keep the chosen one).
 
     ``embed(precision)`` embeds the calibration frame; ``masks(embedding, points, labels)``
-    returns ``(K, H, W) bool`` masks for a prompt.  ``bf16``: whether bfloat16 autocast runs
+    returns ``(K, H, W) bool`` masks for a prompt.  ``bf16``: whether bfloat16 runs
     here (None: :func:`bf16_supported`).
     """
     from endolite.masks import array_iou

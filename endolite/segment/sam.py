@@ -9,7 +9,9 @@ the model type).  Files are written under a temporary name and moved into place.
 Speed: the encoder's big attention maps are kept in the heap (:mod:`endolite.allocator`), which
 alone takes a vit_b float32 embedding on the 2-core lab CPU from 13-21 s (warm runs of
 segment-anything as shipped, in the same process) to about 6.4 s (bench/sam_click.py: 0.48x).
-Precision: ``"bf16"`` runs the encoder under ``torch.autocast("cpu", dtype=torch.bfloat16)``;
+Precision: ``"bf16"`` runs a bfloat16 copy of the encoder whose attention adds SAM's
+relative-position terms inside its q·k product (:mod:`endolite.segment.sam_fast`; the neck stays
+float32);
 ``"auto"`` is measured on the machine, once per machine and model
 (:mod:`endolite.segment.precision`): the first frame this engine embeds is embedded both ways,
 the faster precision whose masks agree (IoU >= 0.99) is kept in ``<cache_dir>/sam/precision/``
@@ -44,6 +46,7 @@ __all__ = ["MODEL_TYPES", "PRECISIONS", "FrameToEmbed", "PrecomputeResult", "Sam
            "build_tiny_sam", "load_sam", "nearest_first", "precompute"]
 
 MASK_INPUT_LOGIT = 8.0          # |logit| given to a binary mask_input (SAM expects logits)
+_ENCODER_LOCK = threading.Lock()  # one bfloat16 encoder copy is made at a time
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -86,6 +89,7 @@ class SamSegmenter:
         self._threads = threads
         self._decoder_threads = decoder_threads
         self._pe = None
+        self._bf16 = None           # the bfloat16 encoder copy, made on first bf16 embedding
         self.name = f"sam:{model_type}"
         source = self.checkpoint.name if self.checkpoint else ("given model" if model is not None
                                                                 else "random weights")
@@ -247,16 +251,22 @@ class SamSegmenter:
         model = self.model
         resized = ResizeLongestSide(self.img_size).apply_image(image)
         tensor = torch.as_tensor(resized).permute(2, 0, 1).contiguous()[None].float()
+        encoder = self._bf16_encoder() if mode == "bf16" else model.image_encoder
         with torch.inference_mode():
-            x = model.preprocess(tensor)
-            if mode == "bf16":
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    features = model.image_encoder(x)
-            else:
-                features = model.image_encoder(x)
+            features = encoder(model.preprocess(tensor))
         array = features[0].float().numpy().astype(np.float16)
         return Embedding(self.name, key or image_key(image), image.shape[:2], resized.shape[:2],
                          array, mode)
+
+    def _bf16_encoder(self) -> Any:
+        """The bfloat16 copy of the image encoder (:func:`endolite.segment.sam_fast.bf16_encoder`),
+        made on first use and kept."""
+        with _ENCODER_LOCK:
+            if self._bf16 is None:
+                from endolite.segment.sam_fast import bf16_encoder
+
+                self._bf16 = bf16_encoder(self.model.image_encoder)
+            return self._bf16
 
     def predict_best(self, embedding: Embedding, points, labels, box=None,
                      mask_input: np.ndarray | None = None) -> tuple[np.ndarray, float]:

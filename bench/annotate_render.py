@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from endolite import annotate
+from endolite import annotate, render
 from endolite.config import Settings
 from endolite.ingest import ingest_paths
 from endolite.media import read_image, write_image_atomic
@@ -59,7 +59,7 @@ def main() -> None:
         for _ in range(args.repeat):
             t0 = time.perf_counter()
             shown = annotations.masks_of(con, frame_ids=[frame_id])
-            out = annotate.render_frame(settings, frame, shown)
+            out = render.render_frame(settings, frame, shown)
             full.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             read_image(settings.absolute(frame.path))
@@ -81,7 +81,7 @@ def main() -> None:
             for _ in range(args.repeat):
                 t0 = time.perf_counter()
                 shown = annotations.masks_of(con, frame_ids=[frame_id])
-                annotate.render_view(settings, frame, shown, view)
+                render.render_view(settings, frame, shown, view)
                 times.append(time.perf_counter() - t0)
             print(json.dumps({"measure": "canvas_view_with_masks", "masks": args.masks, "zoom": zoom,
                               "canvas": f"{cw}x{ch}", "median_s": round(statistics.median(times), 4),

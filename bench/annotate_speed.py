@@ -11,17 +11,20 @@ counted), in one process on one data directory:
 
 * ``switch_frame``: what a "Next ▶" rerun does: the benchmark queue and blind-frame set, the
   frame list (``media.FramePages``: count + the page of the frame), labels, the frame's masks
-  (``annotations.masks_of``), the canvas background (``annotate.render_view`` at the default
-  640 x 480 box) and its data URL (JPEG bytes, as the page sends it since 11a625f; the PNG
-  the component made of a PIL image before is timed beside it, not counted), undo / redo
-  state, the frame's tags, the sequence timeline (``endolite.timeline.build`` +
-  ``position_of``), the review strip's counts and, with SAM active, the page's "N of M frames
-  embedded" count (``engine.is_cached`` over the sequence);
-* ``click_preview``: a + click on a frame whose embedding is in the disk cache: loading it
-  (``SamSegmenter.cached``; the page keeps it in memory afterwards, so ``decoder_only_s`` is
-  a later click), SAM's prompt encoder + mask decoder (``predict``), then the rerun the page
-  makes to draw the preview (``switch_frame``'s work with the preview drawn, less the reads
-  the page reuses from the click's run: ``REUSED``, see ``annotate_panels.memo``).
+  (``annotations.masks_of``), the canvas picture as the page sends it
+  (``render.render_view_jpeg``: the view at canvas size with the masks, JPEG-encoded, then the
+  component's md5 + base64 data URL; the PNG the component made of a PIL image before 11a625f
+  is timed beside it, not counted), undo / redo state, the frame's tags, the sequence timeline
+  (``endolite.timeline.build`` + ``position_of``), the review strip's counts and, with SAM
+  active, the page's "N of M frames embedded" count (``engine.is_cached`` over the sequence);
+* ``click_preview``: a + click on a frame already on screen (shown once before, not timed)
+  whose embedding is in the disk cache, all the server does for it: the run the canvas event
+  causes (``click_run_s``: the page's reads down to the canvas, whose picture is the one the run
+  before sent, then the prompt code), loading the embedding (``SamSegmenter.cached``; the page
+  keeps it in memory afterwards), SAM's prompt encoder + mask decoder keeping the best mask
+  (``best_mask``; ``decoder_only_s``), then the rerun the page makes to draw the preview
+  (``rerun_with_preview_s``: ``switch_frame``'s work with the preview drawn, less the reads the
+  page reuses from the click's run: ``REUSED``, see ``annotate_panels.memo``).
 
 ``--box`` is the canvas box the frame is fitted into (the page's "Auto" fits the window:
 about 616 x 562 at 1366x768, 1170 x 901 at 1920x1080; 640 x 480 is its fallback).
@@ -53,13 +56,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from endolite import annotate  # noqa: E402
+from endolite import annotate, render  # noqa: E402
 from endolite.segment.base import best_mask  # noqa: E402
 from endolite import timeline as tl_data  # noqa: E402
 from endolite.benchmark import service as bench  # noqa: E402
 from endolite.config import Settings  # noqa: E402
 from endolite.ingest import ingest_paths  # noqa: E402
-from endolite.media import encode_image, read_image, write_image_atomic  # noqa: E402
+from endolite.media import read_image, write_image_atomic  # noqa: E402
 from endolite.records import MaskSource, Role  # noqa: E402
 from endolite.services import Actor, Ctx  # noqa: E402
 from endolite.services import masks as mask_service  # noqa: E402
@@ -80,12 +83,10 @@ def emit(**fields) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def canvas_data_url(background: np.ndarray) -> str:
-    """The background as the page hands it to streamlit-drawable-canvas (JPEG quality 92 bytes,
-    ``encode_image``) and as the component then sends it (its ``_encode_bytes_to_data_url``: md5
-    for its cache, base64 data URL; written out here because the component cannot be imported
-    outside a Streamlit server)."""
-    raw = encode_image(background, fmt="jpg", quality=92)
+def canvas_data_url(raw: bytes) -> str:
+    """The page's JPEG bytes (``render.render_view_jpeg``) as streamlit-drawable-canvas sends
+    them (its ``_encode_bytes_to_data_url``: md5 for its cache, base64 data URL; written out here
+    because the component cannot be imported outside a Streamlit server)."""
     hashlib.md5(raw).hexdigest()
     return "data:image/jpeg;base64," + base64.b64encode(raw).decode("ascii")
 
@@ -162,11 +163,14 @@ class Page:
         self.parts.setdefault(name, []).append(time.perf_counter() - start)
         return out
 
-    def rerun(self, index: int, *, preview: np.ndarray | None = None, reuse: bool = False) -> float:
+    def rerun(self, index: int, *, preview: np.ndarray | None = None, reuse: bool = False,
+              until_canvas: bool = False) -> float:
         """One rerun of the page showing frame ``index``; returns its seconds.  ``reuse``: the
         rerun that only draws a click's preview, which reuses the run before's task queue,
         blind set, embedded count, undo / redo state, tags, timeline and review counts
-        (``annotate_panels.memo``; the embedded count still checks the frame's own file)."""
+        (``annotate_panels.memo``; the embedded count still checks the frame's own file).
+        ``until_canvas``: the run a canvas click causes, which stops after the canvas (the page
+        decodes the click and calls ``st.rerun()`` there)."""
         con, settings, name = self.ctx.con, self.ctx.settings, self.ctx.actor.name
         start = time.perf_counter()
 
@@ -185,12 +189,15 @@ class Page:
         shown = t("masks_of", lambda: annotations.masks_of(con, frame_ids=[frame.id]))
         cw, ch = fit_size(frame.width, frame.height, box_width=self.box[0], box_height=self.box[1])
         view = Viewport(frame.width, frame.height, cw, ch)
-        background = t("render_view", lambda: annotate.render_view(
-            settings, frame, shown, view, preview=preview, preview_color="#ffffff",
-            opacity=0.45, outline_only=False, show_ids=True))
-        t("canvas_jpeg", lambda: canvas_data_url(background))
-        aside = _seconds(lambda: png_data_url(background))      # not part of the rerun
-        self.alternative.append(aside)
+        options = {"preview": preview, "preview_color": "#ffffff", "opacity": 0.45,
+                   "outline_only": False, "show_ids": True}
+        t("canvas_picture", lambda: canvas_data_url(
+            render.render_view_jpeg(settings, frame, shown, view, **options)))
+        aside = _seconds(lambda: png_data_url(render.render_view(settings, frame, shown, view,
+                                                                 **options)))
+        self.alternative.append(aside)          # the PNG way, not part of the rerun
+        if until_canvas:
+            return time.perf_counter() - start - aside
         t("undo_redo", lambda: (mask_service.undoable(self.ctx, frame.id),
                                 mask_service.redoable(self.ctx, frame.id)))
         t("tags", lambda: (tag_store.tags_of(con, [frame.id]), tag_store.tag_names(con)))
@@ -229,24 +236,28 @@ def measure(ctx: Ctx, group_id: int, frames: list, engine, embeddings: dict, *, 
     png_s = median(page.alternative[1:])
 
     rng = np.random.default_rng(2)
-    page = Page(ctx, group_id, engine, box=box)
-    clicks, loads, decodes = [], [], []
+    before, click_page, preview_page = (Page(ctx, group_id, engine, box=box) for _ in range(3))
+    clicks, runs, loads, decodes, redraws = [], [], [], [], []
     for run in range(repeat + 1):
         index = run % len(frames)
         frame = frames[index]
         x, y = rng.uniform(0, frame.width), rng.uniform(0, frame.height)
+        before.rerun(index)                              # the frame on screen before the click
+        click_run = click_page.rerun(index, until_canvas=True)     # the click's own run
         start = time.perf_counter()
         embedding = engine.cached(frame.sha256)          # first click on this frame
         loaded = time.perf_counter()
         preview, _ = best_mask(engine, embedding, [[x, y]], [1])      # as the page does
         decoded = time.perf_counter()
-        aside = page.rerun(index, preview=preview, reuse=True)   # st.rerun() to draw the preview
-        aside = page.alternative[-1]                    # the PNG timed aside, not counted
+        redraw = preview_page.rerun(index, preview=preview, reuse=True)   # st.rerun() to draw it
         if run:
-            clicks.append(time.perf_counter() - start - aside)
+            runs.append(click_run)
             loads.append(loaded - start)
             decodes.append(decoded - loaded)
-    click_parts = {k: round(median(v[1:]), 4) for k, v in page.parts.items()}
+            redraws.append(redraw)
+            clicks.append(click_run + (decoded - start) + redraw)
+    click_parts = {k: round(median(v[1:]), 4) for k, v in click_page.parts.items()}
+    redraw_parts = {k: round(median(v[1:]), 4) for k, v in preview_page.parts.items()}
     image_read = median(reads)
     out = {"switch_frame_s": median(switch), "click_preview_s": median(clicks),
            "image_read_s": image_read}
@@ -257,14 +268,16 @@ def measure(ctx: Ctx, group_id: int, frames: list, engine, embeddings: dict, *, 
          image_read_s=round(image_read, 4), target_s=0.3,
          within_target=out["switch_frame_s"] < 0.3, parts=switch_parts,
          canvas_as_png_s=round(png_s, 4),
-         canvas_jpeg_over_png=round(switch_parts["canvas_jpeg"] / png_s, 3))
+         canvas_picture_over_png=round(switch_parts["canvas_picture"] / png_s, 3))
     emit(measure="click_preview", masks_on_sequence=masks, model=engine.model_type,
          median_s=round(out["click_preview_s"], 4),
          p95_s=round(sorted(clicks)[int(0.95 * (len(clicks) - 1))], 4),
+         click_run_s=round(median(runs), 4),
          embedding_load_s=round(median(loads), 4), decoder_only_s=round(median(decodes), 4),
-         rerun_with_preview_s=round(median(clicks) - median(loads) - median(decodes), 4),
+         rerun_with_preview_s=round(median(redraws), 4),
          over_image_read=round(out["click_preview_s"] / image_read, 2), target_s=0.2,
-         within_target=out["click_preview_s"] < 0.2, parts=click_parts)
+         within_target=out["click_preview_s"] < 0.2, click_run_parts=click_parts,
+         rerun_with_preview_parts=redraw_parts)
     return out
 
 

@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from endolite import annotate, auth  # noqa: E402
+from endolite import annotate, auth, render  # noqa: E402
 from endolite import masks as rle  # noqa: E402
 from endolite.benchmark import service as bench_service  # noqa: E402
 from endolite.config import Settings  # noqa: E402
@@ -256,7 +256,7 @@ def measure(con, settings: Settings, info: dict, *, repeat: int, seed: int = 1) 
     steps["masks"], runs = timed(masks, repeat)
     report("annotate", "masks_of(frame)", steps["masks"], runs,
            masks_per_frame=statistics.median(len(v) for v in shown.values()))
-    steps["render"], runs = timed(lambda i: annotate.render_frame(settings, frames_by_run[i], shown[i]),
+    steps["render"], runs = timed(lambda i: render.render_frame(settings, frames_by_run[i], shown[i]),
                                   repeat)
     report("annotate", "render_frame", steps["render"], runs, size=f"{WIDTH}x{HEIGHT}")
     steps["undo"], runs = timed(lambda i: history.last(con, frame_id=frames_by_run[i].id, username=user),

@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from endolite import annotate, auth  # noqa: E402
+from endolite import annotate, auth, render  # noqa: E402
 from endolite.config import Settings  # noqa: E402
 from endolite.errors import Conflict, EndoliteError  # noqa: E402
 from endolite.records import LabelKind, MaskSource, Role  # noqa: E402
@@ -127,7 +127,7 @@ def annotator(con, settings: Settings, name: str, video_id: int, deadline: float
             pages = media.FramePages(cur, video_id=video_id, include_context=False)
             frame = pages[rng.randrange(len(pages))]
             shown = annotations.masks_of(cur, frame_ids=[frame.id])
-            annotate.render_frame(settings, frame, shown)
+            render.render_frame(settings, frame, shown)
             history.last(cur, frame_id=frame.id, username=name)
             tally.open_s.append(time.perf_counter() - t0)
             own = [m for m in shown if m.annotator == name]
@@ -248,7 +248,7 @@ def canvas_background(con, settings: Settings, video_id: int, *, repeat: int = 5
     from endolite.media import encode_image
 
     frame = media.FramePages(con, video_id=video_id, include_context=False)[0]
-    rgb = annotate.render_frame(settings, frame, annotations.masks_of(con, frame_ids=[frame.id]))
+    rgb = render.render_frame(settings, frame, annotations.masks_of(con, frame_ids=[frame.id]))
     shown = (640, round(frame.height * 640 / frame.width))
 
     def png() -> int:

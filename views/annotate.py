@@ -21,10 +21,9 @@ import annotate_panels
 import canvas_view
 import suggestions_panel
 import ui
-from endolite import annotate, canvas
+from endolite import annotate, canvas, render
 from endolite import masks as rle
 from endolite.benchmark import service as bench
-from endolite.media import encode_image
 from endolite.records import JobStatus, MaskSource, ShapeKind
 from endolite.segment.base import best_mask
 from endolite.services import Action
@@ -273,9 +272,6 @@ with right:
     st.caption(f"Zoom {view.zoom:g}× · x {view.x0:.0f}–{view.x0 + view.span[0]:.0f}, "
                f"y {view.y0:.0f}–{view.y0 + view.span[1]:.0f} of {frame.width}×{frame.height}")
 
-background = annotate.render_view(settings, frame, visible, view, preview=preview,
-                                  preview_color=label.color, opacity=opacity,
-                                  outline_only=outline_only, show_ids=show_ids)
 # + and − points share one canvas (their clicks accumulate); the eraser gets its own, so a
 # brush stroke not yet saved is never read as an eraser stroke (and the other way round); a
 # new view gets a new canvas, carrying the unsaved clicks over in frame pixels
@@ -290,9 +286,13 @@ if waiting_for_fit:
     json_data = None
 else:
     with canvas_col, st.container(key="ann_canvas_area"):
+        # JPEG bytes (the component PNG-encodes a PIL image on every rerun: 0.1-0.2 s at 640x480),
+        # kept by render: a click's own run sends the picture the run before made
+        background = render.render_view_jpeg(settings, frame, visible, view, preview=preview,
+                                             preview_color=label.color, opacity=opacity,
+                                             outline_only=outline_only, show_ids=show_ids)
         drawing = st_canvas(
-            # JPEG bytes: the component PNG-encodes a PIL image on every rerun (0.1-0.2 s at 640x480)
-            background_image=encode_image(background, fmt="jpg", quality=92), width=width, height=height,
+            background_image=background, width=width, height=height,
             drawing_mode=mode_of_tool, initial_drawing=initial,
             key=f"ann_canvas_{frame.id}_{nonce}_{canvas_kind}_{view_key}",
             fill_color=(canvas.NEGATIVE if tool_name == "− point" else canvas.POSITIVE)

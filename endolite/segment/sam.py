@@ -88,7 +88,8 @@ class SamSegmenter:
         self._model = model
         self._threads = threads
         self._decoder_threads = decoder_threads
-        self._pe = None
+        self._decoder = None        # the token-major decoder, made on the first click
+        self._last_tokens: tuple | None = None   # (identity, tokens, embedding) of the last frame
         self._bf16 = None           # the bfloat16 encoder copy, made on first bf16 embedding
         self.name = f"sam:{model_type}"
         source = self.checkpoint.name if self.checkpoint else ("given model" if model is not None
@@ -302,43 +303,44 @@ class SamSegmenter:
                                     dtype=torch.float32)
         if prompt.mask is not None:
             mask_t = self._mask_logits(prompt.mask, embedding)
-        features = torch.from_numpy(np.ascontiguousarray(embedding.features)).float()[None]
+        tokens = self._tokens_of(embedding)
         previous_threads = torch.get_num_threads()
         if self._decoder_threads:
             torch.set_num_threads(self._decoder_threads)
         try:
-            return self._decode(model, features, coords, labels_t, box_t, mask_t, embedding, multimask,
-                                best_only=_best_only)
+            with torch.inference_mode():
+                sparse, dense = model.prompt_encoder(
+                    points=(coords, labels_t) if coords is not None else None, boxes=box_t,
+                    masks=mask_t)
+                low_res, iou = self.decoder(tokens, sparse, dense, embedding.features.shape[-2:],
+                                            multimask=multimask, best_only=_best_only)
+                masks = self._upscale(low_res, embedding) > model.mask_threshold
+            return masks[0].numpy(), iou[0].float().numpy().astype(np.float32)
         finally:
             if self._decoder_threads:
                 torch.set_num_threads(previous_threads)
 
-    def _decode(self, model: Any, features: Any, coords: Any, labels_t: Any, box_t: Any,
-                mask_t: Any, embedding: Embedding, multimask: bool, *, best_only: bool = False
-                ) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def decoder(self) -> Any:
+        """SAM's mask decoder on token-major tensors (:mod:`endolite.segment.sam_decoder`)."""
+        if self._decoder is None:
+            from endolite.segment.sam_decoder import Decoder
+
+            self._decoder = Decoder(self.model)
+        return self._decoder
+
+    def _tokens_of(self, embedding: Embedding) -> Any:
+        """The embedding as the decoder's ``(1, h*w, C) float32`` tokens, kept for the last
+        embedding decoded (every click on a frame reuses them)."""
         import torch
 
-        with torch.inference_mode():
-            sparse, dense = model.prompt_encoder(
-                points=(coords, labels_t) if coords is not None else None, boxes=box_t, masks=mask_t)
-            low_res, iou = model.mask_decoder(
-                image_embeddings=features, image_pe=self._dense_pe(),
-                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                multimask_output=multimask)
-            if best_only:
-                best = int(torch.argmax(iou[0]))
-                low_res, iou = low_res[:, best:best + 1], iou[:, best:best + 1]
-            masks = self._upscale(low_res, embedding) > model.mask_threshold
-        return masks[0].numpy(), iou[0].float().numpy().astype(np.float32)
-
-    def _dense_pe(self) -> Any:
-        """The prompt encoder's positional encoding of the embedding grid (fixed: computed once)."""
-        if getattr(self, "_pe", None) is None:
-            import torch
-
-            with torch.inference_mode():
-                self._pe = self.model.prompt_encoder.get_dense_pe()
-        return self._pe
+        ident = (embedding.key, embedding.precision, id(embedding.features))
+        last = self._last_tokens               # one read: other sessions' clicks may replace it
+        if last is None or last[0] != ident:
+            features = torch.from_numpy(np.ascontiguousarray(embedding.features))
+            last = (ident, self.decoder.tokens(features), embedding)
+            self._last_tokens = last
+        return last[1]
 
     def _upscale(self, low_res: Any, embedding: Embedding) -> Any:
         """Low-res logits (1, K, m, m) -> (1, K, H, W) by one bilinear lookup at the position

@@ -351,6 +351,26 @@ def start_job(kind: str, work, *, params: dict, created_by: str):
                       created_by=created_by)
 
 
+def job_connection():
+    """The process's connection, for a service that starts its own background job (the job
+    thread takes cursors of it; a rerun's ``cursor()`` is not shared with threads)."""
+    return _connection_for(str(settings().data_dir))
+
+
+@st.fragment(run_every=1.0)
+def job_progress(job_id: int, *, label: str) -> None:
+    """Job ``job_id``'s progress bar ("<label>: <message>"), polled every second; once the
+    job has ended, the whole page reruns to show its outcome (the page reads the job itself)."""
+    from endolite.records import JobStatus
+    from endolite.storage import jobs
+
+    job = jobs.get(cursor(), job_id)
+    if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        st.progress(min(max(job.progress, 0.0), 1.0), text=f"{label}: {md(job.message or 'starting')}")
+        return
+    st.rerun(scope="app")
+
+
 def link_to(page: str, label: str, icon: str | None = None) -> None:
     """A link to another page; plain text when the page runs outside the app's navigation (AppTest)."""
     from streamlit.errors import StreamlitAPIException

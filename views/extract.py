@@ -1,12 +1,13 @@
-"""Extract frames (leads and admins): pick frames worth labeling from a video ->
-endolite.services.media.extract -> endolite.extract."""
+"""Extract frames (leads and admins): pick frames worth labeling from a video, in a background
+job (endolite.services.media.start_extract -> extract -> endolite.extract) whose progress and
+then result the page shows, also after the user comes back to it."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 import ui
-from endolite.records import Role, SampleMethod
+from endolite.records import JobStatus, Role, SampleMethod
 from endolite.services import media as media_service
 from endolite.storage import media, training
 
@@ -58,20 +59,24 @@ with right:
     quality = st.slider("JPEG quality", 50, 100, 90, key="extract_quality", disabled=fmt != "jpg")
     seed = st.number_input("Seed", value=0, key="extract_seed")
 
+job = media_service.extraction_job(ui.cursor(), video.id, created_by=user.name)
 if st.button("Extract", type="primary", key="extract_go",
              disabled=method == "uncertain" and model is None):
-    bar = st.progress(0.0, text="Decoding…")
-    with ui.reported_errors():
-        result = media_service.extract(
-            ui.ctx(), video.id, method=method, count=int(count),
+    started = None
+    with ui.reported_errors():      # refused: the role, the model, a running extraction
+        started = media_service.start_extract(
+            ui.ctx(), video.id, con=ui.job_connection(), method=method, count=int(count),
             start=f"{span[0]}s", end=f"{span[1]}s", context=int(context), seed=int(seed), fmt=fmt,
-            quality=int(quality), **({"model": int(model)} if model is not None else {}),
-            progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
-        bar.progress(1.0, text="Done")
-        st.session_state["extract_result"] = result
+            quality=int(quality), **({"model": int(model)} if model is not None else {}))
+    job = started or media_service.extraction_job(ui.cursor(), video.id, created_by=user.name,
+                                                  shown_for_s=0)   # only a running one
 
-result = st.session_state.get("extract_result")
-if result is not None and result.video_id == video.id:
+if job is not None and job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+    ui.job_progress(job.id, label=f"Extracting (job {job.id}; you may leave this page)")
+elif job is not None and job.status == JobStatus.FAILED:
+    st.error(f"Extraction failed: {ui.md(job.message)}")
+elif job is not None:
+    result = media_service.extraction_of(ui.cursor(), job)
     st.success(f"{len(result.picked)} frames picked (+{len(result.context)} context frames) "
                "— proceed to annotation.")
     ui.frame_grid(list(result.picked))

@@ -1,16 +1,22 @@
 """Getting media in: browser uploads, server-side imports (leads, import folders only) and frame
 extraction.  Paths a browser names are never trusted: uploads are staged under ``data/tmp``
 with a safe base name, and a server path (typed into the page or listed in an uploaded
-manifest) must resolve, symlinks followed, below an import folder."""
+manifest) must resolve, symlinks followed, below an import folder.
+
+Extraction runs inline (``extract``, the CLI) or as a background job of kind "extract"
+(``start_extract``, the dashboard): one at a time per video, its result found again by
+``extraction_job`` / ``extraction_of`` when the user comes back to the page."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from endolite.records import IngestResult, IngestStatus
+from endolite.records import ExtractionResult, IngestResult, IngestStatus, Job, JobStatus, SampleMethod
 from endolite.services.access import Action, Ctx
 from endolite.services.settings import import_roots
 
@@ -109,3 +115,105 @@ def extract(ctx: Ctx, video_id: int, **options: Any):
     if failure is not None:
         raise failure
     return result
+
+
+# --- extraction as a background job ------------------------------------------------------------
+
+EXTRACT_JOB = "extract"         # the jobs table's kind
+RECENT_JOBS = 200               # extraction jobs looked at (newest first) to find a video's job
+SHOWN_FOR_S = 3600.0            # a finished job is offered to its user for an hour after it ended
+_UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
+_starting = threading.Lock()    # the running-job check and the job's row in one step
+
+
+def _video_jobs(con, video_id: int) -> list[Job]:
+    from endolite.storage import jobs as job_store
+
+    return [j for j in job_store.recent(con, kind=EXTRACT_JOB, limit=RECENT_JOBS)
+            if j.params.get("video_id") == video_id]
+
+
+def running_extraction(con, video_id: int) -> Job | None:
+    """The queued / running extraction job of video ``video_id`` (anyone's), or None."""
+    return next((j for j in _video_jobs(con, video_id) if j.status in _UNFINISHED), None)
+
+
+def extraction_job(con, video_id: int, *, created_by: str,
+                   shown_for_s: float = SHOWN_FOR_S) -> Job | None:
+    """``created_by``'s newest extraction job of video ``video_id`` if it is still queued /
+    running or ended less than ``shown_for_s`` seconds ago (by the database's clock); else None."""
+    from endolite.services.users import now
+
+    job = next((j for j in _video_jobs(con, video_id) if j.created_by == created_by), None)
+    if job is None or job.status in _UNFINISHED:
+        return job
+    ended = job.updated_at
+    return job if ended is not None and (now(con) - ended).total_seconds() < shown_for_s else None
+
+
+def extraction_of(con, job: Job) -> ExtractionResult:
+    """The ExtractionResult of a done extraction job, its frames read again (a frame deleted
+    since is left out)."""
+    from endolite.storage import media as store
+
+    r = job.result
+    return ExtractionResult(extraction_id=r["extraction_id"], video_id=r["video_id"],
+                            method=SampleMethod(r["method"]), picked=tuple(store.frames_by_ids(con, r["picked"])),
+                            context=tuple(store.frames_by_ids(con, r["context"])),
+                            frames_decoded=r["frames_decoded"])
+
+
+def extract_work(ctx: Ctx, video_id: int, **options: Any) -> Callable[[Any, Any], dict[str, Any]]:
+    """The ``work(cursor, progress)`` of a background extraction (``extract`` with ``options``
+    on the job's cursor; its audit entry as there).  Checked now, before a job exists: the role,
+    the video, and for method ``uncertain`` the model's run and checkpoint (and again inside).
+    The job's result: ``{"extraction_id", "video_id", "method", "picked": [frame id],
+    "context": [frame id], "frames_decoded"}``; a write error becomes a StorageError."""
+    from endolite.errors import describe_os_error
+    from endolite.storage import media as store
+
+    ctx.check(Action.EXTRACT)
+    store.get_video(ctx.con, video_id)                      # NotFound names the id
+    if options.get("model") is not None:
+        from endolite.train.active import done_run_checkpoint
+
+        done_run_checkpoint(ctx.con, ctx.settings, options["model"])
+
+    def work(cur, progress) -> dict[str, Any]:
+        try:
+            result = extract(replace(ctx, con=cur), video_id, progress=progress, **options)
+        except OSError as exc:
+            raise describe_os_error(exc, doing=f"extracting frames of video {video_id}") from exc
+        return {"extraction_id": result.extraction_id, "video_id": result.video_id,
+                "method": str(result.method), "picked": [f.id for f in result.picked],
+                "context": [f.id for f in result.context], "frames_decoded": result.frames_decoded}
+
+    return work
+
+
+def start_extract(ctx: Ctx, video_id: int, *, con=None, background: bool = True,
+                  **options: Any) -> Job:
+    """``extract`` as a job of kind "extract" on ``con`` (default ``ctx.con``; the dashboard
+    passes its process connection, which the job thread takes a cursor of), in a daemon thread
+    or inline (``background=False``).  Checks as ``extract_work``; Conflict, naming the job,
+    while an extraction of the same video is queued or running (anyone's: two at once would
+    store the same frame numbers twice).  Returns the job (poll ``storage.jobs.get``)."""
+    from endolite import jobs
+    from endolite.errors import Conflict
+    from endolite.storage import jobs as job_store
+
+    work = extract_work(ctx, video_id, **options)
+    con = con if con is not None else ctx.con
+    with _starting:
+        running = running_extraction(ctx.con, video_id)
+        if running is not None:
+            raise Conflict(f"video {video_id}: an extraction is already running (job {running.id} "
+                           f"of {running.created_by}, {round(100 * running.progress)}%); wait for "
+                           "it to finish before starting another")
+        job = job_store.create(con, EXTRACT_JOB, params={"video_id": video_id, **options},
+                               created_by=ctx.actor.name)
+    if not background:
+        return jobs.run(con, job.id, work)
+    threading.Thread(target=jobs.run, args=(con, job.id, work), name=f"endolite-job-{job.id}",
+                     daemon=True).start()
+    return job

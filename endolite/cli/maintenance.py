@@ -5,6 +5,14 @@ of a data directory.
         exit 0: the database and data/ agree; 1: the disagreements are listed (stdout).
         --repair fixes what is safe (orphaned files, tmp/ leftovers, mask PNGs, stale jobs),
         says what it did, and exits 0 when nothing is left to fix.
+        Orphan time-segment rows (orphan_segment: a segment whose video / label is NULL or
+        gone; orphan_segment_frame_label: a frame-label row made from a segment whose frame is
+        NULL or whose frame / video / segment is gone) are listed one line per row id and
+        counted, but only reported: --repair never deletes or rewrites a row, and which fix is
+        right (restore a backup, materialize again, delete the row) is a person's call.
+        --json: {ok, checked, counts (problems per kind, before any repair), problems,
+        repaired, remaining, recovered_on_open}; each problem has kind, path_or_id, detail,
+        record_id, repairable.
     endolite [--data DIR] backup DEST      DEST new or empty, outside the data directory
     endolite [--data DIR] restore SRC      into --data, which must be new or empty;
                                             exit 1 if the restored copy does not check clean
@@ -35,12 +43,13 @@ def _problem_line(p) -> str:
 def _summary(report) -> str:
     c = report.checked
     seen = (f"{c.get('frames', 0)} frames, {c.get('videos', 0)} videos, {c.get('masks', 0)} masks, "
-            f"{c.get('files', 0)} files")
+            f"{c.get('segments', 0)} segments, {c.get('files', 0)} files")
     if report.ok:
         return f"ok: the database and data/ agree ({seen} checked)"
     fixable = len(report.repairable)
     hint = f"; {fixable} can be fixed with: endolite check --repair" if fixable else ""
-    return f"{len(report.problems)} problem(s) ({seen} checked){hint}"
+    by_kind = ", ".join(f"{n} {kind}" for kind, n in report.counts.items())
+    return f"{len(report.problems)} problem(s): {by_kind} ({seen} checked){hint}"
 
 
 def cmd_check(args, out: Output) -> int:
@@ -70,7 +79,7 @@ def cmd_check(args, out: Output) -> int:
     else:
         lines += [_problem_line(p) for p in run.report.problems]
     lines.append(_summary(run.final))
-    data = {"ok": run.final.ok, "checked": run.final.checked,
+    data = {"ok": run.final.ok, "checked": run.final.checked, "counts": run.report.counts,
             "problems": [_problem(p) for p in run.report.problems],
             "repaired": list(run.repaired),
             "remaining": [_problem(p) for p in run.final.problems],
@@ -123,11 +132,14 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 
 def add_maintenance_commands(sub) -> None:
     """Register the maintenance sub-commands on the main parser."""
-    s = sub.add_parser("check", help="does the database agree with the files of data/? "
-                                     "(exit 0 yes, 1 no: the problems are listed)")
+    s = sub.add_parser("check", help="does the database agree with the files of data/, and do "
+                                     "segment rows point at rows that exist? (exit 0 yes, 1 no: "
+                                     "the problems are listed)")
     s.add_argument("--repair", action="store_true",
                    help="remove orphaned files and tmp/ leftovers, rewrite mask PNGs from the "
-                        "database, mark stale jobs failed; never deletes a row or a file a row uses")
+                        "database, mark stale jobs failed; never deletes a row or a file a row "
+                        "uses, so orphan segment rows (orphan_segment, orphan_segment_frame_label) "
+                        "are only reported")
     s.add_argument("--quick", action="store_true",
                    help="existence only: skip the frame sha256 and mask PNG pixel comparisons")
     _json_flag(s)

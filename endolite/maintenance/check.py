@@ -7,22 +7,26 @@ references (an orphan), or a ``.tmp-*`` file beside its target; neither is ever 
 
 Problems (``ProblemKind``) and what ``repair`` does about them:
 
-=====================  =====================================================  =================
-kind                   meaning                                                repair
-=====================  =====================================================  =================
-frame_missing          a frame row's file (path or original) is missing       no: re-extract /
-frame_changed          its sha256 differs from the row's                      restore a backup
-video_missing          a video row's file is missing                          no
-video_changed          its size differs from the row's                        no
-mask_png_missing       a mask row's PNG mirror is missing                     rewritten from
-mask_png_differs       the PNG's pixels differ from the row's RLE             the row
-orphan_file            a file under frames/, masks/, videos/ no row uses      removed
-tmp_leftover           an entry of tmp/ (staging folder, partial file)        removed
-stale_job              a job left queued / running by a stopped process       marked failed
-=====================  =====================================================  =================
+==========================  =====================================================  =================
+kind                        meaning                                                repair
+==========================  =====================================================  =================
+frame_missing               a frame row's file (path or original) is missing       no: re-extract /
+frame_changed               its sha256 differs from the row's                      restore a backup
+video_missing               a video row's file is missing                          no
+video_changed               its size differs from the row's                        no
+mask_png_missing            a mask row's PNG mirror is missing                     rewritten from
+mask_png_differs            the PNG's pixels differ from the row's RLE             the row
+orphan_file                 a file under frames/, masks/, videos/ no row uses      removed
+tmp_leftover                an entry of tmp/ (staging folder, partial file)        removed
+stale_job                   a job left queued / running by a stopped process       marked failed
+orphan_segment              a segment row whose video / label is NULL or gone      no: report only
+orphan_segment_frame_label  a frame-label row made from a segment whose frame is   no: report only
+                            NULL, or whose frame / video / segment is gone
+==========================  =====================================================  =================
 
 The PNG of a soft-deleted mask is kept (an undo restores the row).  Repair never deletes a row
-or a file a row references.
+or a file a row references; orphan segment rows are therefore only reported (why, and what a
+person can do: ``endolite.maintenance.orphan_rows``).
 
 In a process that may be writing while it checks (the dashboard), pass ``grace_s``: files and
 tmp/ entries changed less than ``grace_s`` seconds ago are not judged (``CheckReport.recent``
@@ -57,8 +61,13 @@ class ProblemKind(StrEnum):
     ORPHAN_FILE = "orphan_file"
     TMP_LEFTOVER = "tmp_leftover"
     STALE_JOB = "stale_job"
+    ORPHAN_SEGMENT = "orphan_segment"
+    ORPHAN_SEGMENT_FRAME_LABEL = "orphan_segment_frame_label"
 
 
+# problems named by a row id (``<table> <id>``), ordered by that id rather than as text
+_ROW_KINDS = frozenset({ProblemKind.STALE_JOB, ProblemKind.ORPHAN_SEGMENT,
+                        ProblemKind.ORPHAN_SEGMENT_FRAME_LABEL})
 REPAIRABLE = frozenset({ProblemKind.MASK_PNG_MISSING, ProblemKind.MASK_PNG_DIFFERS,
                         ProblemKind.ORPHAN_FILE, ProblemKind.TMP_LEFTOVER, ProblemKind.STALE_JOB})
 
@@ -66,7 +75,8 @@ REPAIRABLE = frozenset({ProblemKind.MASK_PNG_MISSING, ProblemKind.MASK_PNG_DIFFE
 @dataclass(frozen=True)
 class Problem:
     """One disagreement.  ``path_or_id``: a path relative to the data dir, or ``job <id>``;
-    ``record_id``: the frame / video / mask / job id where a row is involved."""
+    ``record_id``: the frame / video / mask / job / segment / frame-label id where a row is
+    involved (``path_or_id`` is then e.g. ``segment <id>``, ``frame_label <id>``)."""
 
     kind: ProblemKind
     path_or_id: str
@@ -80,9 +90,9 @@ class Problem:
 
 @dataclass(frozen=True)
 class CheckReport:
-    """``problems`` in a stable order (by kind, then path); ``checked`` counts what was looked
-    at (frames, videos, masks, files, jobs); ``recent`` the files / tmp entries younger than
-    the grace period that were not judged."""
+    """``problems`` in a stable order (by kind, then path or row id); ``checked`` counts what was
+    looked at (frames, videos, masks, files, jobs, segments, segment_frame_labels); ``recent``
+    the files / tmp entries younger than the grace period that were not judged."""
 
     problems: tuple[Problem, ...]
     checked: dict[str, int] = field(default_factory=dict)
@@ -95,6 +105,11 @@ class CheckReport:
     @property
     def repairable(self) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if p.repairable)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many problems of each kind (kinds with none left out), in ``ProblemKind`` order."""
+        return {str(k): n for k in ProblemKind if (n := len(self.of_kind(k)))}
 
     def of_kind(self, kind: ProblemKind | str) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if p.kind == kind)
@@ -167,8 +182,10 @@ def check(con: duckdb.DuckDBPyConnection, settings: Settings, *, grace_s: float 
     with its row's RLE (False: existence only).  ``grace_s``: see the module docstring (0 when
     nothing else in this process writes).  Reads only; never changes a row or a file.
     """
+    from endolite.maintenance.orphan_rows import orphan_row_problems
     from endolite.media import sha256_file
     from endolite.storage import jobs as job_store
+    from endolite.storage.orphans import segment_row_counts
 
     now = time.time()
     cur = con.cursor()
@@ -251,10 +268,15 @@ def check(con: duckdb.DuckDBPyConnection, settings: Settings, *, grace_s: float 
                                 f"{job.kind} job is still {job.status} but no running process owns it",
                                 job.id))
 
+    problems += orphan_row_problems(cur)
+
     order = list(ProblemKind)
-    problems.sort(key=lambda p: (order.index(p.kind), p.path_or_id))
+    problems.sort(key=lambda p: (order.index(p.kind), p.record_id if p.kind in _ROW_KINDS else 0,
+                                 p.path_or_id))
+    segments, segment_labels = segment_row_counts(cur)
     checked = {"frames": len(frame_rows), "videos": len(video_rows), "masks": len(mask_rows),
-               "files": files, "jobs": int(cur.execute("SELECT count(*) FROM jobs").fetchone()[0])}
+               "files": files, "jobs": int(cur.execute("SELECT count(*) FROM jobs").fetchone()[0]),
+               "segments": segments, "segment_frame_labels": segment_labels}
     return CheckReport(problems=tuple(problems), checked=checked, recent=recent)
 
 

@@ -52,7 +52,7 @@ def make_run(root: Path, *, videos: int = 12, per_video: int = 6, size: int = 40
            "warmup_epochs": 1, "weight_decay": 1e-4, "freeze_backbone": False, "loss": "bce",
            "focal_alpha": 0.25, "focal_gamma": 2.0, "class_weights": None, "sampler": "plain",
            "augment": True, "seed": 0, "pretrained_checkpoint": None, "num_workers": 0,
-           "device": "cpu", "channels_last": True}
+           "device": "cpu", "channels_last": True, "precision": "fp32"}
     cfg.update(config)
     (run / "config.json").write_text(json.dumps(cfg))
     (run / "manifest.json").write_text(json.dumps({"labels": LABELS, "rows": rows}))

@@ -5,6 +5,7 @@
                    [--loss bce|focal] [--pretrained-checkpoint FILE] [--nproc N] [--wait]
                    [--lr-head X] [--lr-backbone X] [--seed N] [--sampler plain|balanced]
                    [--val-fraction F] [--test-fraction F] [--device auto|cpu|cuda]
+                   [--precision auto|fp32|bf16|fp16]
     endolite runs [RUN_ID]
 
 ``train`` prints the run id and returns while the worker trains (the dashboard, or the next
@@ -64,7 +65,8 @@ def cmd_train(args, out: Output) -> int:
         lr_backbone=args.lr_backbone, freeze_backbone=args.freeze_backbone, loss=args.loss,
         sampler=args.sampler, treat_unlabeled_as_negative=args.treat_unlabeled_as_negative,
         val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed,
-        pretrained_checkpoint=args.pretrained_checkpoint, nproc=args.nproc, device=args.device)
+        pretrained_checkpoint=args.pretrained_checkpoint, nproc=args.nproc, device=args.device,
+        precision=args.precision)
     if not args.wait:
         out.emit({"run_id": run.id, "status": str(run.status), "run_dir": run.run_dir},
                  [str(run.id)])
@@ -144,6 +146,8 @@ def add_training_commands(sub) -> None:
     s.add_argument("--val-fraction", type=float, default=0.2, help="of the videos / image groups")
     s.add_argument("--test-fraction", type=float, default=0.1, help="of the videos / image groups")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    s.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="mixed precision (auto: bfloat16 where measured faster, CUDA: bf16/fp16)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("runs", help="training runs (one run with its metrics)")

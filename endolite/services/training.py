@@ -71,7 +71,7 @@ def start(ctx: Ctx, *, labels: list[str], backbone: str, epochs: int = 10, batch
           sampler: str = "plain", augment: bool = True, treat_unlabeled_as_negative: bool = False,
           val_fraction: float = 0.2, test_fraction: float = 0.1, seed: int = 42,
           pretrained_checkpoint: str | None = None, nproc: int = 1,
-          device: str = "auto") -> TrainingRun:
+          device: str = "auto", precision: str = "auto") -> TrainingRun:
     """Start a training run; returns it (status running, or failed if the worker could not be
     started).
 
@@ -79,9 +79,11 @@ def start(ctx: Ctx, *, labels: list[str], backbone: str, epochs: int = 10, batch
     existing file on the server, bad options, conflicting label values (naming frame and
     label) and an empty dataset.  Class weights (neg/pos on train, capped) go into the config
     with the plain sampler; the balanced sampler already evens the labels out, so it trains
-    with weight 1.
+    with weight 1.  ``precision``: auto | fp32 | bf16 | fp16 (endolite.train.amp; auto measures
+    bfloat16 against float32 on the server's CPU at the start of the run).
     """
     from endolite.storage.jobs import process_owner
+    from endolite.train.amp import check as check_precision
     from endolite.train.model import timm_name
 
     ctx.check(Action.TRAIN)
@@ -89,6 +91,7 @@ def start(ctx: Ctx, *, labels: list[str], backbone: str, epochs: int = 10, batch
                    lr_backbone=lr_backbone, warmup_epochs=warmup_epochs, loss=loss,
                    sampler=sampler, nproc=nproc, device=device)
     timm_name(backbone)
+    check_precision(precision)
     checkpoint = None
     if pretrained_checkpoint:
         path = Path(pretrained_checkpoint).expanduser()
@@ -112,7 +115,8 @@ def start(ctx: Ctx, *, labels: list[str], backbone: str, epochs: int = 10, batch
         "class_weights": list(summary.class_weights) if sampler == "plain" else None,
         "sampler": sampler, "augment": bool(augment), "seed": int(seed),
         "pretrained_checkpoint": checkpoint, "num_workers": 0, "device": device,
-        "channels_last": True, "treat_unlabeled_as_negative": bool(treat_unlabeled_as_negative),
+        "channels_last": True, "precision": precision,
+        "treat_unlabeled_as_negative": bool(treat_unlabeled_as_negative),
         "val_fraction": val_fraction, "test_fraction": test_fraction, "nproc": nproc}
     run = repo.create_run(ctx.con, backbone=backbone, labels=data.labels,
                           label_ids=data.label_ids, config=config, dataset=summary.to_dict(),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from endolite.errors import InvalidInput
+from endolite.train.amp import PRECISIONS
 
 #: Optional config keys and their defaults (a missing key takes its default).
 CONFIG_DEFAULTS: dict[str, Any] = {
@@ -20,7 +21,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "lr_backbone": 1e-4, "warmup_epochs": 1, "weight_decay": 1e-4, "freeze_backbone": False,
     "loss": "bce", "focal_alpha": 0.25, "focal_gamma": 2.0, "class_weights": None,
     "sampler": "plain", "augment": True, "seed": 42, "pretrained_checkpoint": None,
-    "num_workers": 0, "device": "auto", "channels_last": True,
+    "num_workers": 0, "device": "auto", "channels_last": True, "precision": "auto",
 }
 _POSITIVE_INT = ("epochs", "batch_size", "image_size")
 _NON_NEGATIVE = ("lr_head", "lr_backbone", "warmup_epochs", "weight_decay", "num_workers",
@@ -62,6 +63,9 @@ def load_config(run_dir: Path) -> dict[str, Any]:
         raise InvalidInput(f"{path}: focal_alpha must be in [0, 1]")
     if cfg["device"] not in ("auto", "cpu", "cuda"):
         raise InvalidInput(f"{path}: device must be auto, cpu or cuda, not {cfg['device']!r}")
+    if cfg["precision"] not in PRECISIONS:
+        raise InvalidInput(f"{path}: precision must be one of {', '.join(PRECISIONS)}, "
+                           f"not {cfg['precision']!r}")
     if not isinstance(cfg["seed"], int):
         raise InvalidInput(f"{path}: seed must be an integer")
     return cfg

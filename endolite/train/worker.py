@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from endolite.errors import InvalidInput
-from endolite.train import metrics as metrics_mod
+from endolite.train.amp import choose as choose_precision
+from endolite.train.evaluate import evaluate, loader_for
 from endolite.train.runfiles import (RunFiles, load_config, load_manifest, one_line)
 
 _SIGNALLED = {"term": False}
@@ -116,70 +117,6 @@ def _lr_lambda(warmup_steps: int, total_steps: int):
     return fn
 
 
-def _loader(dataset, cfg, dist, *, sampler=None, indices=None, train: bool):
-    import torch
-    from torch.utils.data import DataLoader, Subset
-
-    if indices is not None:
-        dataset = Subset(dataset, indices)
-    workers = int(cfg["num_workers"])
-    if workers == 0 and dist.device.type == "cuda":     # a GPU waits for serial loading
-        workers = min(8, max(1, (os.cpu_count() or 1) // max(1, dist.world)))
-    drop_last = train and sampler is not None and len(sampler) > cfg["batch_size"]
-    return DataLoader(dataset, batch_size=cfg["batch_size"], sampler=sampler, shuffle=False,
-                      num_workers=workers, drop_last=drop_last,
-                      pin_memory=dist.device.type == "cuda",
-                      persistent_workers=workers > 0,
-                      generator=torch.Generator().manual_seed(cfg["seed"] + dist.rank))
-
-
-def _predict(model, loader, dist, cfg, loss_fn):
-    """Sharded inference gathered on every rank: ``(probs (N, L), loss_sum, known_sum)`` in
-    dataset order."""
-    import numpy as np
-    import torch
-
-    idx, probs, loss_sum, known_sum = [], [], 0.0, 0.0
-    model.eval()
-    with torch.inference_mode():
-        for images, y, known, index in loader:
-            images = images.to(dist.device, non_blocking=True)
-            if cfg["channels_last"]:
-                images = images.contiguous(memory_format=torch.channels_last)
-            logits = model(images).float()
-            y, known = y.to(dist.device), known.to(dist.device)
-            loss_sum += float(loss_fn(logits, y, known, reduction="sum"))
-            known_sum += float(known.sum())
-            probs.append(torch.sigmoid(logits).cpu().numpy())
-            idx.append(np.asarray(index))
-    n_labels = len(cfg["labels"])
-    mine = (np.concatenate(idx) if idx else np.zeros(0, int),
-            np.concatenate(probs) if probs else np.zeros((0, n_labels), np.float32))
-    parts = dist.gather(mine)
-    all_idx = np.concatenate([p[0] for p in parts]).astype(int)
-    all_probs = np.concatenate([p[1] for p in parts]).reshape(-1, n_labels)
-    total = dist.sum([loss_sum, known_sum])
-    out = np.zeros((len(all_idx), n_labels), np.float32)
-    out[all_idx] = all_probs  # the dataset's own indices 0..n-1, each in one shard
-    return out, total[0], total[1]
-
-
-def _evaluate(model, rows, dataset, dist, cfg, loss_fn):
-    """``(metrics dict, loss or None, probs)`` for ``rows`` (sharded over ranks)."""
-    import numpy as np
-
-    if not rows:
-        empty = np.zeros((0, len(cfg["labels"])))
-        return metrics_mod.evaluate(empty, empty, empty, cfg["labels"]), None, empty
-    shard = list(range(dist.rank, len(rows), dist.world))
-    loader = _loader(dataset, cfg, dist, indices=shard, train=False)
-    probs, loss_sum, known_sum = _predict(model, loader, dist, cfg, loss_fn)
-    y = np.asarray([r["y"] for r in rows])
-    known = np.asarray([r["known"] for r in rows])
-    loss = loss_sum / known_sum if known_sum else None
-    return metrics_mod.evaluate(probs, y, known, cfg["labels"]), loss, probs
-
-
 def train(run_dir: Path, files: RunFiles, dist: Dist) -> dict[str, Any]:
     """Train as the config says; returns the result dict (state done or cancelled)."""
     import numpy as np
@@ -243,13 +180,17 @@ def train(run_dir: Path, files: RunFiles, dist: Dist) -> dict[str, Any]:
     train_ds = FrameDataset(split["train"], image_size=cfg["image_size"],
                             augment=cfg["augment"])
     plain_train = FrameDataset(split["train"], image_size=cfg["image_size"], augment=False)
+    amp = choose_precision(cfg["precision"], net, plain_train, loss_fn, dist,
+                           batch_size=int(cfg["batch_size"]), channels_last=cfg["channels_last"])
+    scaler = amp.scaler(dist.device)
+    files.log(f"precision {amp.precision}: {amp.reason}")
     eval_ds = {s: FrameDataset(split[s], image_size=cfg["image_size"], augment=False)
                for s in ("val", "test")}
     sampler = ShardedSampler(len(split["train"]), kind=cfg["sampler"],
                              weights=balanced_weights(split["train"])
                              if cfg["sampler"] == "balanced" else None,
                              seed=seed, rank=dist.rank, world=dist.world)
-    loader = _loader(train_ds, cfg, dist, sampler=sampler, train=True)
+    loader = loader_for(train_ds, cfg, dist, sampler=sampler, train=True)
     epochs, per_epoch = int(cfg["epochs"]), len(loader)
     total_steps = epochs * per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -276,10 +217,17 @@ def train(run_dir: Path, files: RunFiles, dist: Dist) -> dict[str, Any]:
                 batch_images = batch_images.contiguous(memory_format=torch.channels_last)
             y = y.to(dist.device, non_blocking=True)
             known = known.to(dist.device, non_blocking=True)
-            loss = loss_fn(model(batch_images).float(), y, known)
+            with amp.autocast(dist.device):
+                logits = model(batch_images)
+            loss = loss_fn(logits.float(), y, known)
             optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
+            if scaler is None:
+                loss.backward()
+                optim.step()
+            else:                                  # float16: scaled gradients
+                scaler.scale(loss).backward()
+                scaler.step(optim)
+                scaler.update()
             sched.step()
             # summed on the device: no host sync per step
             loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
@@ -300,9 +248,11 @@ def train(run_dir: Path, files: RunFiles, dist: Dist) -> dict[str, Any]:
                        message=f"epoch {epoch}/{epochs}: evaluating", force=True)
         t1 = time.perf_counter()
         if select_on == "val":
-            scored, val_loss, _ = _evaluate(net, split["val"], eval_ds["val"], dist, cfg, loss_fn)
+            scored, val_loss, _ = evaluate(net, split["val"], eval_ds["val"], dist, cfg,
+                                           loss_fn, amp)
         else:
-            scored, val_loss, _ = _evaluate(net, split["train"], plain_train, dist, cfg, loss_fn)
+            scored, val_loss, _ = evaluate(net, split["train"], plain_train, dist, cfg,
+                                           loss_fn, amp)
         if dist.any(files.cancel_requested() or _SIGNALLED["term"]):
             raise Cancelled
         f1 = scored["macro_f1"]
@@ -332,8 +282,8 @@ def train(run_dir: Path, files: RunFiles, dist: Dist) -> dict[str, Any]:
     files.progress("running", epoch=epochs, epochs=epochs, step=step, steps=total_steps,
                    message=f"testing the best epoch ({best['epoch']})", force=True)
     net.load_state_dict(best["state"])
-    val_m, _, val_p = _evaluate(net, split["val"], eval_ds["val"], dist, cfg, loss_fn)
-    test_m, _, test_p = _evaluate(net, split["test"], eval_ds["test"], dist, cfg, loss_fn)
+    val_m, _, val_p = evaluate(net, split["val"], eval_ds["val"], dist, cfg, loss_fn, amp)
+    test_m, _, test_p = evaluate(net, split["test"], eval_ds["test"], dist, cfg, loss_fn, amp)
     if dist.main:
         held = [{"frame_id": r["frame_id"], "split": s, "p": [round(float(v), 6) for v in p]}
                 for s, rs, ps in (("val", split["val"], val_p), ("test", split["test"], test_p))
@@ -348,6 +298,7 @@ def train(run_dir: Path, files: RunFiles, dist: Dist) -> dict[str, Any]:
             "train_eval": best["metrics"] if select_on == "train" else None,
             "test": test_m, "heldout": "heldout.json", "pretrained": pretrained,
             "epochs": epochs, "device": str(dist.device), "world_size": dist.world,
+            "precision": amp.precision, "precision_reason": amp.reason,
             "checkpoint": "best.pt"}
 
 

@@ -29,11 +29,9 @@ def predict_section(ctx, run) -> None:
     if ctx.may(Action.PREDICT) and right.button("Run predictions", key="predict_go",
                                                disabled=job_key in st.session_state):
         with ui.reported_errors():
-            ctx.check(Action.PREDICT)
-            work = predict_service.predict_work(ctx, run.id, **which, every=int(every))
-            job = ui.start_job("predict", work, params={"run_id": run.id, **which,
-                                                        "every": int(every)},
-                               created_by=ctx.actor.name)
+            # the service's own job, on a cursor of its own: the set records the job's id
+            job = predict_service.start_predict_job(ctx, run.id, **which, every=int(every),
+                                                    con=ui.cursor())
             st.session_state[job_key] = job.id
     if job_key in st.session_state:
         _job_progress(job_key)

@@ -107,7 +107,7 @@ def test_lead_trains_watches_predicts_and_reviews(app_env, tmp_path):
     assert not at.exception, at.exception
     assert any("Predicted 4 frames" in s.value for s in at.success)
     [pset] = prediction_store.sets_of(con, group_id=group.id)
-    assert pset.frames == 4 and pset.run_id == run.id
+    assert pset.frames == 4 and pset.run_id == run.id and pset.job_id == job.id
     assert any(f"Prediction set {pset.id}: 4 frames" in c.value for c in at.caption)
 
     # likely mislabels: what the service lists is what the page says
@@ -121,8 +121,9 @@ def test_lead_trains_watches_predicts_and_reviews(app_env, tmp_path):
 
 
 def test_predictions_over_a_video_draw_the_timeline_and_segments_can_be_accepted(app_env, tmp_path):
-    """A done run (random-init checkpoint) predicts over a video from the page; the timeline and
-    the predicted-segment panel appear; accepting a proposed segment adds a real segment."""
+    """A done run (random-init checkpoint) predicts over a video from the page as a job whose id
+    the stored set records; the timeline and the predicted-segment panel appear; accepting a
+    proposed segment adds a real segment."""
     from endolite.ingest import ingest_paths
     from endolite.storage import annotations, labels
     from endolite.synthetic import write_disc_video
@@ -145,6 +146,8 @@ def test_predictions_over_a_video_draw_the_timeline_and_segments_can_be_accepted
     assert not at.exception, at.exception
     [pset] = prediction_store.sets_of(con, video_id=video.id)
     assert pset.frames == 20 and pset.every == 2
+    assert pset.job_id == job.id, "the set records the page's prediction job"
+    assert job.created_by == "lena" and job.kind == "predict" and job.result["set_id"] == pset.id
     assert any(f"Prediction set {pset.id}: 20 frames (every 2)" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) >= 1, "the probability timeline is drawn"
     # random weights give an arbitrary track: add one known proposal to decide on the page

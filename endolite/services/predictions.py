@@ -6,7 +6,8 @@ decoded frame of a video (the anonymized copy when there is one, as training rea
 frames) or every frame of an image group, stores the probabilities (source 'model', the run
 id, the extracted frame's id where one exists at that frame number) and, for a video, the
 segments found by smoothing + hysteresis (``endolite.train.segments``) as *proposed*.
-``start_predict_job`` runs it as a background job (``endolite.jobs``).
+``start_predict_job`` runs it as a background job (``endolite.jobs``; the Training page
+starts predictions this way) whose id the stored set records.
 
 ``decide_segment`` turns a proposed segment into one of the actor's own segments (optionally
 with edited bounds) or rejects it.  ``suggestions`` lists a frame's predicted-present labels
@@ -31,7 +32,6 @@ from endolite.storage import labels as label_store
 from endolite.storage import media as media_store
 from endolite.storage import predictions as store
 from endolite.storage.predictions import PredictedSegment, PredictionSet
-from endolite.storage.rows import fetch_dicts
 from endolite.storage.tx import transaction
 
 Progress = Callable[[float, str], None]
@@ -137,31 +137,16 @@ def predict(ctx: Ctx, run_id: int, *, video_id: int | None = None, group_id: int
     return pset
 
 
-def predict_work(ctx: Ctx, run_id: int, *, video_id: int | None = None,
-                 group_id: int | None = None, every: int = 1,
-                 job_id: int | None = None) -> Callable[[Any, Progress], dict[str, Any]]:
-    """The ``work(cursor, progress)`` of a background prediction job (for ``endolite.jobs.start``
-    or the dashboard's ``ui.start_job``); the role and the run are checked now, before a job
-    exists, and again inside.  The job's result: ``{"set_id", "frames", "fps", "precision"}``."""
-    ctx.check(Action.PREDICT)
-    checkpoint_of(ctx, run_id)
-
-    def work(cur, progress: Progress) -> dict[str, Any]:
-        pset = predict(replace(ctx, con=cur), run_id, video_id=video_id, group_id=group_id,
-                       every=every, progress=progress, job_id=job_id)
-        return {"set_id": pset.id, "frames": pset.frames, "fps": pset.fps,
-                "precision": pset.precision}
-
-    return work
-
-
 def start_predict_job(ctx: Ctx, run_id: int, *, video_id: int | None = None,
                       group_id: int | None = None, every: int = 1,
                       con: duckdb.DuckDBPyConnection | None = None,
                       background: bool = True) -> Job:
     """``predict`` as a job of kind "predict" on ``con`` (default ``ctx.con``; a connection the
-    job thread can take a cursor of), in a daemon thread or inline (``background=False``); the
-    set records the job's id.  Returns the job (poll ``storage.jobs.get`` / ``jobs.wait``)."""
+    job thread can take a cursor of: the dashboard passes a cursor of its own for the job), in a
+    daemon thread or inline (``background=False``); the set records the job's id.  The role
+    and the run are checked now, before a job exists, and again inside.  The job's result:
+    ``{"set_id", "frames", "fps", "precision"}``.  Returns the job (poll ``storage.jobs.get`` /
+    ``jobs.wait``)."""
     import threading
 
     from endolite import jobs
@@ -172,8 +157,13 @@ def start_predict_job(ctx: Ctx, run_id: int, *, video_id: int | None = None,
     con = con if con is not None else ctx.con
     params = {"run_id": run_id, "video_id": video_id, "group_id": group_id, "every": every}
     job = job_store.create(con, "predict", params=params, created_by=ctx.actor.name)
-    work = predict_work(ctx, run_id, video_id=video_id, group_id=group_id, every=every,
-                        job_id=job.id)
+
+    def work(cur, progress: Progress) -> dict[str, Any]:
+        pset = predict(replace(ctx, con=cur), run_id, video_id=video_id, group_id=group_id,
+                       every=every, progress=progress, job_id=job.id)
+        return {"set_id": pset.id, "frames": pset.frames, "fps": pset.fps,
+                "precision": pset.precision}
+
     if not background:
         return jobs.run(con, job.id, work)
     threading.Thread(target=jobs.run, args=(con, job.id, work), name=f"endolite-job-{job.id}",
@@ -230,25 +220,7 @@ def suggestions(con: duckdb.DuckDBPyConnection, frame_id: int, *,
     prediction set (holding this frame) of the most recent *done* run that predicted it.
     With ``user``: without the labels that user already decided for that run or already set as
     a frame label (any value).  No predictions: an empty list."""
-    rows = fetch_dicts(con, """
-        WITH latest AS (
-            SELECT p.set_id, p.run_id FROM predictions p
-            JOIN training_runs r ON r.id = p.run_id AND r.status = 'done'
-            WHERE p.frame_id = ? ORDER BY p.run_id DESC, p.set_id DESC LIMIT 1)
-        SELECT p.set_id, p.run_id, p.label_id, l.name AS label, max(p.probability) AS probability
-        FROM predictions p JOIN latest ON latest.set_id = p.set_id
-        JOIN labels l ON l.id = p.label_id
-        WHERE p.frame_id = ? AND p.probability >= ?
-        GROUP BY ALL ORDER BY probability DESC, p.label_id""",
-        [frame_id, frame_id, SUGGEST_THRESHOLD])
-    if user is not None and rows:
-        decided = {(d["run_id"], d["label_id"])
-                   for d in store.decisions_of(con, frame_id, kind="suggestion", decided_by=user)}
-        labelled = {r[0] for r in con.execute(
-            "SELECT label_id FROM frame_labels WHERE frame_id = ? AND annotator = ?",
-            [frame_id, user]).fetchall()}
-        rows = [r for r in rows if (r["run_id"], r["label_id"]) not in decided
-                and r["label_id"] not in labelled]
+    rows = store.suggested_labels(con, frame_id, threshold=SUGGEST_THRESHOLD, user=user)
     return [Suggestion(label=r["label"], label_id=int(r["label_id"]),
                        probability=float(r["probability"]), run_id=int(r["run_id"]),
                        set_id=int(r["set_id"])) for r in rows]

@@ -1,7 +1,8 @@
 """Model predictions: prediction sets (one pass of a run over a video or image group), the
 probability of each predicted frame and label, the segments found in a set, and what people
-decided about a model's suggestions (``model_decisions``).  ``services.predictions`` writes
-them; the Training page, the annotation page and the timeline read them.
+decided about a model's suggestions (``model_decisions``), and the labels suggested on a frame.
+``services.predictions`` writes them; the Training page, the annotation page and the timeline
+read them.
 
 Frame numbers are the video's decoded frame index (0-based) or an image-group frame's number;
 segments are ``[start_frame, end_frame)`` (end exclusive).
@@ -235,7 +236,7 @@ def decide_predicted_segment(con: duckdb.DuckDBPyConnection, predicted_id: int, 
     return get_predicted_segment(con, predicted_id)
 
 
-# --- decisions on suggestions ---------------------------------------------------------------
+# --- suggestions and decisions on them ------------------------------------------------------
 
 def record_decision(con: duckdb.DuckDBPyConnection, *, kind: str, run_id: int, frame_id: int,
                     label_id: int, decision: str, decided_by: str) -> None:
@@ -255,3 +256,33 @@ def decisions_of(con: duckdb.DuckDBPyConnection, frame_id: int, *, kind: str = "
         sql += " AND decided_by = ?"
         params.append(decided_by)
     return fetch_dicts(con, sql + " ORDER BY decided_at, label_id", params)
+
+
+def suggested_labels(con: duckdb.DuckDBPyConnection, frame_id: int, *, threshold: float,
+                     user: str | None = None) -> list[dict[str, Any]]:
+    """Labels predicted at or above ``threshold`` on an extracted frame, most probable first
+    (ties by label id): dicts with set_id, run_id, label_id, label, probability (the highest of
+    the frame's rows for that label), all from the newest set holding this frame of the most
+    recent *done* run that predicted it.  With ``user``: without the labels that user decided
+    (``model_decisions`` kind 'suggestion') for that run or set as a frame label (any value).
+    No predictions: an empty list."""
+    rows = fetch_dicts(con, """
+        WITH latest AS (
+            SELECT p.set_id, p.run_id FROM predictions p
+            JOIN training_runs r ON r.id = p.run_id AND r.status = 'done'
+            WHERE p.frame_id = ? ORDER BY p.run_id DESC, p.set_id DESC LIMIT 1)
+        SELECT p.set_id, p.run_id, p.label_id, l.name AS label, max(p.probability) AS probability
+        FROM predictions p JOIN latest ON latest.set_id = p.set_id
+        JOIN labels l ON l.id = p.label_id
+        WHERE p.frame_id = ? AND p.probability >= ?
+        GROUP BY ALL ORDER BY probability DESC, p.label_id""",
+        [frame_id, frame_id, threshold])
+    if user is None or not rows:
+        return rows
+    decided = {(d["run_id"], d["label_id"])
+               for d in decisions_of(con, frame_id, kind="suggestion", decided_by=user)}
+    labelled = {r[0] for r in con.execute(
+        "SELECT label_id FROM frame_labels WHERE frame_id = ? AND annotator = ?",
+        [frame_id, user]).fetchall()}
+    return [r for r in rows if (r["run_id"], r["label_id"]) not in decided
+            and r["label_id"] not in labelled]

@@ -176,6 +176,17 @@ def test_video_pass_predicts_every_nth_frame_like_single_images(tmp_path, disc_v
         pred.predict_video(bad)
 
 
+def test_cancelled_video_pass_stops_after_the_batch_and_stops_its_decoder(tmp_path, disc_video):
+    import threading
+
+    ckpt = save_checkpoint(tmp_path / "best.pt", ["a"], size=SIZE)
+    pred = Predictor.load(ckpt, device="cpu", precision="float32")
+    res = pred.predict_video(disc_video, every=2, batch_size=4, cancelled=lambda: True)
+    assert res.frame_numbers.tolist() == [0, 2, 4, 6] and res.probs.shape == (4, 1)
+    assert res.decoded < 100, "the decoder stopped before the end of the video"
+    assert not [t for t in threading.enumerate() if t.name == "endolite-predict-decode"]
+
+
 # --- segments (pure) ------------------------------------------------------------------------
 
 def test_smooth_keeps_length_and_averages_inside_the_track():

@@ -19,17 +19,16 @@ time and agreement are in ``Predictor.calibration``.  The choice is remembered i
 per checkpoint file (path and modification time), device and torch thread count, so a second
 pass with the same model does not measure again.
 
-``predict_video`` decodes a video with PyAV in a thread (frames scaled to the model's size by
-the decoder) while the network runs on the previous batch; ``predict_images`` reads frame
-files.  Both yield nothing to the database: the service stores the result.
+``predict_video`` runs the network over a video's batches while a thread decodes the next ones
+(``endolite.train.frame_batches.VideoBatches``: PyAV, frames scaled to the model's size by the
+decoder); ``predict_images`` over frame files (``frame_batches.image_batches``).  Both write
+nothing to the database: the service stores the result.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from endolite.errors import InvalidInput
+from endolite.train.frame_batches import VideoBatches, image_batches
 
 #: Largest max-abs probability difference to float32 that a faster form may show (0..1 scale).
 TOLERANCE = 0.02
@@ -291,24 +291,13 @@ class Predictor:
         when known).  ``cancelled()`` is polled between batches; a True stops the pass early
         and returns what was predicted.  InvalidInput when the file cannot be decoded.
         """
-        if every < 1:
-            raise InvalidInput(f"every: must be at least 1, got {every}")
-        path = Path(path)
-        if not path.is_file():
-            raise InvalidInput(f"video {path}: no such file")
-        total = _frame_count(path)
-        batches: queue.Queue = queue.Queue(maxsize=3)
-        stop = threading.Event()
-        state: dict[str, Any] = {"decoded": 0, "error": None}
-        thread = threading.Thread(target=_decode_batches, name="endolite-predict-decode",
-                                  args=(path, self.image_size, every, batch_size, batches, stop, state),
-                                  daemon=True)
+        source = VideoBatches(path, size=self.image_size, every=every, batch_size=batch_size)
+        total = source.total
         t0 = time.perf_counter()
-        thread.start()
         numbers: list[np.ndarray] = []
         probs: list[np.ndarray] = []
-        try:
-            for nums, imgs in _drain(batches):
+        with source:
+            for nums, imgs in source:
                 out = self.predict(imgs)
                 numbers.append(nums)
                 probs.append(out.probs)
@@ -318,37 +307,25 @@ class Predictor:
                     progress(frac, f"predicted frame {done}" + (f" of {total}" if total else ""))
                 if cancelled is not None and cancelled():
                     break
-        finally:
-            stop.set()
-            while thread.is_alive():
-                try:
-                    batches.get(timeout=0.05)
-                except queue.Empty:
-                    pass
-            thread.join()
-        if state["error"] is not None:
-            raise InvalidInput(f"video {path}: cannot be decoded ({state['error']})")
-        return self._result(numbers, probs, None, t0, state["decoded"])
+        if source.error is not None:
+            raise InvalidInput(f"video {source.path}: cannot be decoded ({source.error})")
+        return self._result(numbers, probs, None, t0, source.decoded)
 
     def predict_images(self, paths: Sequence[str | Path], numbers: Sequence[int],
                        frame_ids: Sequence[int], *, batch_size: int = 16,
                        progress: Progress | None = None) -> VideoPrediction:
         """Predict image files (an image group's frames); ``numbers`` / ``frame_ids`` are returned
         as the rows' frame numbers / ids, in the given order."""
-        from endolite.media.images import read_image
-
         if not (len(paths) == len(numbers) == len(frame_ids)):
             raise InvalidInput("predict_images: paths, numbers and frame_ids differ in length")
         t0 = time.perf_counter()
         out_probs: list[np.ndarray] = []
-        s = self.image_size
-        for start in range(0, len(paths), batch_size):
-            chunk = paths[start:start + batch_size]
-            imgs = np.stack([_squash(read_image(p), s) for p in chunk])
+        done = 0
+        for imgs in image_batches(paths, size=self.image_size, batch_size=batch_size):
             out_probs.append(self.predict(imgs).probs)
+            done += len(imgs)
             if progress is not None:
-                progress(min((start + len(chunk)) / len(paths), 0.999),
-                         f"predicted image {start + len(chunk)} of {len(paths)}")
+                progress(min(done / len(paths), 0.999), f"predicted image {done} of {len(paths)}")
         nums = [np.asarray(numbers, np.int64)] if len(paths) else []
         res = self._result(nums, out_probs, np.asarray(frame_ids, np.int64), t0, len(paths))
         return res
@@ -361,68 +338,3 @@ class Predictor:
         return VideoPrediction(frame_numbers=nums, frame_ids=ids, probs=p, seconds=seconds,
                                fps=len(nums) / seconds if seconds > 0 else 0.0, decoded=decoded,
                                precision=self.precision)
-
-
-def _squash(rgb: np.ndarray, size: int) -> np.ndarray:
-    """An RGB image resized to size x size (cv2 INTER_AREA when shrinking); uint8 (S, S, 3)."""
-    import cv2
-
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[..., None], 3, axis=2)
-    rgb = rgb[..., :3]
-    if rgb.shape[:2] == (size, size):
-        return np.ascontiguousarray(rgb)
-    shrink = rgb.shape[0] > size or rgb.shape[1] > size
-    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-def _frame_count(path: Path) -> int:
-    """The video stream's frame count from the container (0 when it does not say)."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            return int(container.streams.video[0].frames or 0)
-    except Exception:  # noqa: BLE001 - decoding reports the real error
-        return 0
-
-
-def _decode_batches(path: Path, size: int, every: int, batch_size: int, out: queue.Queue,
-                    stop: threading.Event, state: dict[str, Any]) -> None:
-    """Decoder thread: put ``(frame_numbers int64 (B,), images uint8 (B, S, S, 3))`` batches of
-    every ``every``-th frame on ``out``, then None.  Errors go to ``state["error"]``."""
-    import av
-
-    nums: list[int] = []
-    imgs: list[np.ndarray] = []
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            index = 0
-            for frame in container.decode(stream):
-                if stop.is_set():
-                    return
-                if index % every == 0:
-                    imgs.append(frame.to_ndarray(width=size, height=size, format="rgb24"))
-                    nums.append(index)
-                    if len(imgs) == batch_size:
-                        out.put((np.asarray(nums, np.int64), np.stack(imgs)))
-                        nums, imgs = [], []
-                index += 1
-                state["decoded"] = index
-        if imgs:
-            out.put((np.asarray(nums, np.int64), np.stack(imgs)))
-    except Exception as exc:  # noqa: BLE001 - reported by the consumer
-        state["error"] = f"{type(exc).__name__}: {exc}"
-    finally:
-        out.put(None)
-
-
-def _drain(batches: queue.Queue) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    while True:
-        item = batches.get()
-        if item is None:
-            return
-        yield item
-

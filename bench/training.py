@@ -2,6 +2,7 @@
 
     python bench/training.py [--backbone resnet18] [--image-size 224] [--batch-size 16]
                              [--images 256] [--num-workers 2] [--repeat 3] [--device auto]
+                             [--precision fp32|bf16|fp16|auto]
 
 Writes ``--images`` synthetic JPEG frames (``--source-size`` px, endoscope-like: a bright disc
 with texture on black, quality 90) to a temp directory, then measures, warm (one unmeasured
@@ -15,6 +16,11 @@ pass of each first) and as the median of ``--repeat`` interleaved runs:
 
 and prints one JSON line with both and their ratio (goal: ``ratio >= 0.8``, the data pipeline
 costs at most a fifth of the model's speed).  With a CUDA device the timing synchronises.
+
+``--precision`` trains as the worker does in that precision (:mod:`endolite.train.amp`;
+``auto`` resolves as a run would, measuring on this machine).  Other than float32, the
+float32 model-only throughput is measured in the same runs as the reference and
+``speedup_over_fp32_model`` = epoch images/s over it is printed too.
 """
 
 from __future__ import annotations
@@ -67,11 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"))
     args = parser.parse_args(argv)
 
     import torch
     from torch.utils.data import DataLoader
 
+    from endolite.train import amp as amp_mod
     from endolite.train.data import FrameDataset, ShardedSampler
     from endolite.train.losses import make_loss
     from endolite.train.model import create
@@ -86,14 +94,25 @@ def main(argv: list[str] | None = None) -> int:
     optim = torch.optim.AdamW(net.parameters(), lr=1e-4)
     loss_fn = make_loss("bce", num_labels=2)
 
-    def step(images, y, known) -> None:
+    fp32 = amp_mod.Amp("fp32", "reference")
+    chosen = amp_mod.resolve_fixed(args.precision, device)
+
+    def step(images, y, known, amp=None) -> None:
+        amp = amp or chosen
         images = images.to(device, non_blocking=True).contiguous(
             memory_format=torch.channels_last)
         y, known = y.to(device, non_blocking=True), known.to(device, non_blocking=True)
-        loss = loss_fn(net(images).float(), y, known)
+        with amp.autocast(device):
+            logits = net(images)
+        loss = loss_fn(logits.float(), y, known)
         optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
+        if scaler is None or amp.precision != "fp16":
+            loss.backward()
+            optim.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optim)
+            scaler.update()
 
     with tempfile.TemporaryDirectory(prefix="endolite-bench-train-") as tmp:
         rows = write_images(Path(tmp), args.images, args.source_size)
@@ -108,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
                              device=device)
         rand_y = torch.randint(0, 2, (args.batch_size, 2), device=device).float()
         rand_k = torch.ones_like(rand_y)
+        if chosen is None:          # auto on a bfloat16 CPU: measured as a run would
+            seconds = amp_mod.measure(net, rand_x.contiguous(memory_format=torch.channels_last),
+                                      lambda logits: loss_fn(logits, rand_y, rand_k), device)
+            chosen = amp_mod.decide(*seconds)
+        scaler = chosen.scaler(device)
 
         def epoch(run: int) -> float:
             sampler.set_epoch(run)
@@ -120,30 +144,42 @@ def main(argv: list[str] | None = None) -> int:
             _sync(device)
             return seen / (time.perf_counter() - t0)
 
-        def model_only() -> float:
+        def model_only(amp=None) -> float:
             _sync(device)
             t0 = time.perf_counter()
             for _ in range(n_batches):
-                step(rand_x, rand_y, rand_k)
+                step(rand_x, rand_y, rand_k, amp)
             _sync(device)
             return n_batches * args.batch_size / (time.perf_counter() - t0)
 
+        reference = chosen.precision != "fp32"
         epoch(0)
         model_only()  # warm: workers started, caches filled, kernels chosen
-        epochs, models = [], []
+        if reference:
+            model_only(fp32)
+        epochs, models, fp32_models = [], [], []
         for run in range(1, args.repeat + 1):
             epochs.append(epoch(run))
             models.append(model_only())
+            if reference:
+                fp32_models.append(model_only(fp32))
     e, m = statistics.median(epochs), statistics.median(models)
+    extra = {}
+    if reference:
+        f = statistics.median(fp32_models)
+        extra = {"fp32_model_images_per_s": round(f, 2),
+                 "speedup_over_fp32_model": round(e / f, 3),
+                 "runs_fp32_model": [round(v, 2) for v in fp32_models]}
     print(json.dumps({"measurement": "training_epoch_vs_model", "backbone": args.backbone,
                       "device": str(device), "image_size": args.image_size,
                       "batch_size": args.batch_size, "images": n_batches * args.batch_size,
                       "source_size": args.source_size, "num_workers": args.num_workers,
                       "torch_threads": torch.get_num_threads(),
+                      "precision": chosen.precision, "precision_reason": chosen.reason,
                       "epoch_images_per_s": round(e, 2), "model_images_per_s": round(m, 2),
                       "ratio": round(e / m, 3), "goal_ratio": 0.8,
                       "runs_epoch": [round(v, 2) for v in epochs],
-                      "runs_model": [round(v, 2) for v in models]}))
+                      "runs_model": [round(v, 2) for v in models], **extra}))
     return 0
 
 

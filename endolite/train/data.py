@@ -18,6 +18,38 @@ from endolite.errors import InvalidInput
 from endolite.train.model import IMAGENET_MEAN, IMAGENET_STD
 
 
+def hue_matrix(turns: float):
+    """The 3x3 RGB hue-rotation matrix (the luminance-preserving one of CSS ``hue-rotate``) for
+    ``turns`` of the colour wheel (0.02 = 7.2 degrees); rows sum to 1, so greys stay grey."""
+    import math
+
+    import torch
+
+    c, s = math.cos(2 * math.pi * turns), math.sin(2 * math.pi * turns)
+    return torch.tensor([
+        [0.213 + 0.787 * c - 0.213 * s, 0.715 - 0.715 * c - 0.715 * s, 0.072 - 0.072 * c + 0.928 * s],
+        [0.213 - 0.213 * c + 0.143 * s, 0.715 + 0.285 * c + 0.140 * s, 0.072 - 0.072 * c - 0.283 * s],
+        [0.213 - 0.213 * c - 0.787 * s, 0.715 - 0.715 * c + 0.715 * s, 0.072 + 0.928 * c + 0.072 * s],
+    ], dtype=torch.float32)
+
+
+class HueRotate:
+    """Random hue shift of up to ``max_turns`` of the colour wheel either way, as one 3x3 matrix
+    product on the uint8 ``(3, H, W)`` image (torchvision's ColorJitter hue goes through HSV and
+    took 3.6 of the 6.3 ms a 224 px training image spent in augmentation).  Returns uint8."""
+
+    def __init__(self, max_turns: float):
+        self.max_turns = float(max_turns)
+
+    def __call__(self, image):
+        import torch
+
+        turns = (torch.rand(()).item() * 2 - 1) * self.max_turns
+        flat = image.reshape(3, -1).to(torch.float32)
+        out = (hue_matrix(turns) @ flat).round_().clamp_(0, 255)
+        return out.to(torch.uint8).reshape(image.shape)
+
+
 def make_transform(image_size: int, *, augment: bool):
     """A torchvision v2 transform: uint8 ``(3, H, W)`` tensor -> normalised float32
     ``(3, S, S)``."""
@@ -28,7 +60,8 @@ def make_transform(image_size: int, *, augment: bool):
     if augment:
         steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
                   v2.RandomRotation(15),
-                  v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.15, hue=0.02)]
+                  v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.15),
+                  HueRotate(0.02)]
     steps += [v2.ToDtype(torch.float32, scale=True),
               v2.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))]
     return v2.Compose(steps)

@@ -69,11 +69,13 @@ def test_lead_trains_watches_predicts_and_reviews(app_env, tmp_path):
     make_project(con, app_env, tmp_path / "pictures", groups=6, per_group=4)
     lead = make_user(con, "lena", Role.LEAD)
     at = page("views/training.py", lead).run()
-    _form(at, Labels=["red", "green"], Epochs=3, **{"Batch size": 8, "Image size": 32})
+    _form(at, Labels=["red", "green"], Epochs=3, Precision="fp32",
+          **{"Batch size": 8, "Image size": 32})
     next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception, at.exception
     [run] = repo.list_runs(con)
     assert run.created_by == "lena" and run.config["epochs"] == 3
+    assert run.config["precision"] == "fp32", "the form's precision reaches the run"
     assert run.config["image_size"] == 32 and list(run.labels) == ["red", "green"]
     assert any("Run 1 started" in s.value for s in at.success)
     assert [e.username for e in audit.search(con, action="model.train")] == ["lena"]

@@ -64,12 +64,16 @@ with st.form("train_form"):
                                       min_value=1e-8)
         val_fraction = d3.number_input("Validation fraction", 0.0, 0.8, 0.2, step=0.05)
         test_fraction = d4.number_input("Test fraction", 0.0, 0.8, 0.1, step=0.05)
-        e1, e2, e3 = st.columns([1, 1, 2])
+        e1, e2, e3, e4 = st.columns([1, 1, 1, 2])
         seed = e1.number_input("Seed", value=42, step=1)
         nproc = e2.number_input("Processes", min_value=1, max_value=64, value=1,
                                 help="> 1: torchrun with DistributedDataParallel (one process per "
                                      "GPU; gloo on CPU)")
-        checkpoint = e3.text_input("Pretrained checkpoint (server path)",
+        precision = e3.selectbox("Precision", ["auto", "fp32", "bf16", "fp16"],
+                                 help="auto: bfloat16 where a measured step is clearly faster "
+                                      "(CPU) or the GPU supports it; fp16 needs a GPU; weights "
+                                      "and checkpoint stay float32")
+        checkpoint = e4.text_input("Pretrained checkpoint (server path)",
                                    help="a local .pt / .pth file; nothing is downloaded")
     b1, b2 = st.columns(2)
     check = b1.form_submit_button("Check dataset")
@@ -95,7 +99,7 @@ if go:
                                 loss=loss, sampler=sampler, freeze_backbone=freeze,
                                 lr_head=float(lr_head), lr_backbone=float(lr_backbone),
                                 pretrained_checkpoint=checkpoint.strip() or None,
-                                nproc=int(nproc))
+                                nproc=int(nproc), precision=precision)
             st.session_state["train_run"] = run.id
             st.session_state["train_flash"] = f"Run {run.id} started."
             st.rerun()

@@ -160,3 +160,21 @@ def test_uncertain_method_offers_done_training_runs(app_env, tmp_path):
     assert any("has no checkpoint" in e.value for e in at.error), [e.value for e in at.error]
     assert _extract_jobs(con) == [], "refused before a job starts"
     assert media.frames_of(con, video_id=video.id) == []
+
+
+def test_a_running_extraction_is_found_however_many_jobs_finished_since(app_env, tmp_path):
+    """The refusal looks at every unfinished extraction, not at a window of recent jobs."""
+    con, lead, video = _lead_and_video(app_env, tmp_path, 12, gop=4)
+    running = jobs.create(con, "extract", params={"video_id": video.id}, created_by="otto")
+    jobs.update(con, running.id, status=JobStatus.RUNNING, progress=0.1)
+    for _ in range(media_service.RECENT_JOBS + 5):     # newer, finished, of another video
+        done = jobs.create(con, "extract", params={"video_id": video.id + 1}, created_by="lena")
+        jobs.update(con, done.id, status=JobStatus.DONE, progress=1.0)
+    assert media_service.running_extraction(con, video.id).id == running.id
+    assert media_service.running_extraction(con, video.id + 1) is None
+    ctx = Ctx(con=con, settings=app_env, actor=Actor.of(lead))
+    with pytest.raises(Exception, match=f"already running \\(job {running.id} of otto"):
+        media_service.start_extract(ctx, video.id, method=SampleMethod.UNIFORM, count=2,
+                                    background=False)
+    assert media_service.extraction_job(con, video.id, created_by="lena") is None, \
+        "lena has no job of this video (otto's is not offered to her)"

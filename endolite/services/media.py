@@ -120,22 +120,18 @@ def extract(ctx: Ctx, video_id: int, **options: Any):
 # --- extraction as a background job ------------------------------------------------------------
 
 EXTRACT_JOB = "extract"         # the jobs table's kind
-RECENT_JOBS = 200               # extraction jobs looked at (newest first) to find a video's job
+RECENT_JOBS = 200               # the user's newest extraction jobs looked at for the page's last one
 SHOWN_FOR_S = 3600.0            # a finished job is offered to its user for an hour after it ended
 _UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
 _starting = threading.Lock()    # the running-job check and the job's row in one step
 
 
-def _video_jobs(con, video_id: int) -> list[Job]:
-    from endolite.storage import jobs as job_store
-
-    return [j for j in job_store.recent(con, kind=EXTRACT_JOB, limit=RECENT_JOBS)
-            if j.params.get("video_id") == video_id]
-
-
 def running_extraction(con, video_id: int) -> Job | None:
     """The queued / running extraction job of video ``video_id`` (anyone's), or None."""
-    return next((j for j in _video_jobs(con, video_id) if j.status in _UNFINISHED), None)
+    from endolite.storage import jobs as job_store
+
+    return next((j for j in job_store.unfinished(con, EXTRACT_JOB)
+                 if j.params.get("video_id") == video_id), None)
 
 
 def extraction_job(con, video_id: int, *, created_by: str,
@@ -144,7 +140,11 @@ def extraction_job(con, video_id: int, *, created_by: str,
     running or ended less than ``shown_for_s`` seconds ago (by the database's clock); else None."""
     from endolite.services.users import now
 
-    job = next((j for j in _video_jobs(con, video_id) if j.created_by == created_by), None)
+    from endolite.storage import jobs as job_store
+
+    job = next((j for j in job_store.recent(con, kind=EXTRACT_JOB, created_by=created_by,
+                                            limit=RECENT_JOBS)
+                if j.params.get("video_id") == video_id), None)
     if job is None or job.status in _UNFINISHED:
         return job
     ended = job.updated_at

@@ -124,11 +124,24 @@ def interrupted_of(con: duckdb.DuckDBPyConnection, created_by: str, *, hours: fl
     return [_record(r) for r in rows]
 
 
-def recent(con: duckdb.DuckDBPyConnection, *, kind: str | None = None, limit: int = 20) -> list[Job]:
-    sql, params = "SELECT * FROM jobs", []
+def unfinished(con: duckdb.DuckDBPyConnection, kind: str) -> list[Job]:
+    """Every queued or running job of ``kind``, newest first (however many finished since)."""
+    rows = fetch_dicts(con, "SELECT * FROM jobs WHERE kind = ? AND status IN ('queued', 'running') "
+                            "ORDER BY id DESC", [kind])
+    return [_record(r) for r in rows]
+
+
+def recent(con: duckdb.DuckDBPyConnection, *, kind: str | None = None,
+           created_by: str | None = None, limit: int = 20) -> list[Job]:
+    """The newest ``limit`` jobs, of ``kind`` and / or by ``created_by`` when given."""
+    where, params = [], []
     if kind:
-        sql += " WHERE kind = ?"
+        where.append("kind = ?")
         params.append(kind)
+    if created_by is not None:
+        where.append("created_by = ?")
+        params.append(created_by)
+    sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
     sql += " ORDER BY id DESC LIMIT ?"
     params.append(limit)
     return [_record(r) for r in fetch_dicts(con, sql, params)]

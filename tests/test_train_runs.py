@@ -185,6 +185,30 @@ def test_recover_marks_a_run_whose_worker_is_gone_failed_with_the_reason(con, se
     assert runner.recover(con, settings) == [], "nothing left to recover"
 
 
+def test_a_worker_on_another_host_is_judged_by_the_age_of_its_progress_file(con, settings):
+    """A run whose worker runs on another host sharing the data directory (its pid means
+    nothing here): kept running while progress.json is fresh, failed once it has been silent
+    for runner.STALE_OTHER_HOST_S."""
+    run = repo.create_run(con, backbone="resnet18", labels=["a"], label_ids=[1], config={},
+                          dataset={})
+    folder = settings.absolute(run.run_dir)
+    folder.mkdir(parents=True)
+    (folder / "log.txt").write_text("epoch 2/5: train loss 0.4\nlast words from gpu-node-7\n")
+    progress = folder / "progress.json"
+    progress.write_text(json.dumps({"state": "running", "epoch": 2, "epochs": 5}))
+    repo.update_run(con, run.id, status=RunStatus.RUNNING, worker_pid=_dead_pid(),
+                    worker_host="gpu-node-7.invalid", started=True)
+    [fresh] = runner.recover(con, settings)
+    assert fresh.status == RunStatus.RUNNING, "a fresh progress file: the worker is alive there"
+
+    old = time.time() - runner.STALE_OTHER_HOST_S - 5
+    os.utime(progress, (old, old))
+    [stale] = runner.recover(con, settings)
+    assert stale.status == RunStatus.FAILED
+    assert "last words from gpu-node-7" in stale.error
+    assert runner.recover(con, settings) == []
+
+
 # --- real workers -----------------------------------------------------------------------------
 
 @pytest.mark.slow

@@ -3,15 +3,8 @@ data directory (``backup`` / ``restore``).  The CLI (``endolite check``, ``backu
 ``restore``) and the admin page call these."""
 
 from endolite.maintenance.backup import BackupResult, RestoreResult, backup, restore
-from endolite.maintenance.check import (
-    CheckReport,
-    CheckRun,
-    Problem,
-    ProblemKind,
-    check,
-    repair,
-    run_check,
-)
+from endolite.maintenance.check import CheckReport, Problem, ProblemKind, check
+from endolite.maintenance.repair import CheckRun, repair, run_check
 
 __all__ = ["BackupResult", "CheckReport", "CheckRun", "Problem", "ProblemKind", "RestoreResult",
            "backup", "check", "repair", "restore", "run_check"]

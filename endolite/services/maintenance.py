@@ -20,7 +20,8 @@ def run_check(ctx: Ctx, *, fix: bool = False, grace_s: float | None = None, hash
     """``endolite.maintenance.run_check`` for administrators (a CheckRun); a repair that did
     something is audited.  ``grace_s``: default the dashboard's (``LIVE_GRACE_S``)."""
     # (``endolite.maintenance.check`` is the function the package re-exports, not the module)
-    from endolite.maintenance.check import LIVE_GRACE_S, run_check as checked
+    from endolite.maintenance.check import LIVE_GRACE_S
+    from endolite.maintenance.repair import run_check as checked
 
     ctx.check(Action.CHECK)
     run = checked(ctx.con, ctx.settings, fix=fix, hashes=hashes,

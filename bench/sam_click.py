@@ -9,7 +9,9 @@ compute is the real model's; weights do not change the time).  Prints:
 - ``{"metric": "click_latency", ...}``: median / p95 seconds of a decoder-only click
   (``SamSegmenter.predict`` on an embedding already in memory), and of a click that first
   loads the embedding from the on-disk cache (targets: median <= 0.15 s, p95 <= 0.3 s), with
-  the engine's default single decoder thread and with torch's default thread count;
+  the engine's default single decoder thread and with torch's default thread count, next to
+  the same clicks through segment-anything's ``SamPredictor.predict`` on one thread (the
+  reference: ``decoder_over_segment_anything``);
 - ``{"metric": "precision_calibration", ...}``: what "auto" chose on this machine and why
   (:mod:`endolite.segment.precision`: both precisions timed on the image, fastest of 2 runs each,
   masks of 6 probe prompts compared), where it is stored, the seconds it took, the CPU's
@@ -64,6 +66,32 @@ def plain_fp32_seconds(model, engine: SamSegmenter, image: np.ndarray) -> float:
     with torch.inference_mode():
         model.image_encoder(model.preprocess(tensor))
     return time.perf_counter() - start
+
+
+def reference_click_seconds(model, embedding, clicks) -> float:
+    """Median seconds of the same clicks through segment-anything's own ``SamPredictor.predict``
+    (multimask, all three masks upscaled to the image) on the same embedding, with the engine's
+    single decoder thread: the reference the engine's click is compared with."""
+    import torch
+    from segment_anything import SamPredictor
+
+    predictor = SamPredictor(model)
+    predictor.features = torch.from_numpy(embedding.features.astype(np.float32))[None]
+    predictor.original_size = tuple(embedding.image_size)
+    predictor.input_size = tuple(embedding.input_size)
+    predictor.is_image_set = True
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        predictor.predict(*clicks[0], multimask_output=True)        # warm-up
+        seconds = []
+        for points, labels in clicks:
+            start = time.perf_counter()
+            predictor.predict(points, labels, multimask_output=True)
+            seconds.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+    return float(np.median(seconds))
 
 
 def cpu_flags() -> list[str]:
@@ -173,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         engine._store(embedding)              # what embed() writes on a cache miss
         clicks = _clicks(image.shape[:2], args.clicks)
         default_threads = torch.get_num_threads()
+        reference = reference_click_seconds(model, embedding, clicks)
         for decoder_threads in (1, None):       # the engine's default, then torch's default
             clicker = SamSegmenter(args.model, model=model, cache_dir=tmp,
                                    decoder_threads=decoder_threads)
@@ -194,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                 "decoder_p95_s": round(float(np.percentile(in_memory, 95)), 4),
                 "cache_load_plus_decoder_median_s": round(float(np.median(from_cache)), 4),
                 "cache_load_plus_decoder_p95_s": round(float(np.percentile(from_cache, 95)), 4),
+                "segment_anything_predict_median_s": round(reference, 4),
+                "decoder_over_segment_anything": round(float(np.median(in_memory)) / reference, 3),
                 "target_median_s": 0.15, "target_p95_s": 0.3}), flush=True)
     return 0
 

@@ -218,7 +218,11 @@ def test_kill_9_during_a_cli_command(base, tmp_path, command, moment):
             rows = con.execute("SELECT status, message FROM jobs WHERE kind = ?", [command]).fetchall()
         finally:
             con.close()
+        # a command that may finish before the kill (must_kill False: propagation's walk can
+        # end within its 1.5 s on a fast machine) may have recorded "done"; any other row is
+        # failed with the reason, and a command that had to be killed left no "done"
         assert rows and all(status == "failed" and message.startswith("interrupted")
+                            or (status == "done" and not must_kill)
                             for status, message in rows), rows
 
 

@@ -392,7 +392,8 @@ def lead_picks_uncertain(w: Walk) -> None:
     w.number("Frames to pick", 4)
     wait_idle(page)
     page.get_by_role("button", name="Extract").click()
-    page.get_by_text("4 frames picked").wait_for(timeout=180_000)
+    # anchored: the page showed the earlier job's "24 frames picked ..." until this one ends
+    page.get_by_text(re.compile(r"^4 frames picked")).wait_for(timeout=180_000)
     w.shot("uncertain-frames")
 
 

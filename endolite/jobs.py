@@ -112,7 +112,14 @@ def recover_jobs(con: duckdb.DuckDBPyConnection) -> list[Job]:
 def start(con: duckdb.DuckDBPyConnection, kind: str, work: Work, *, params: dict[str, Any] | None = None,
           created_by: str | None = None, background: bool = True) -> Job:
     """Create a job row and run ``work`` in a daemon thread (or inline when background=False)."""
-    job = repo.create(con, kind, params=params, created_by=created_by)
+    return launch(con, repo.create(con, kind, params=params, created_by=created_by), work,
+                  background=background)
+
+
+def launch(con: duckdb.DuckDBPyConnection, job: Job, work: Work, *, background: bool = True) -> Job:
+    """Run ``work`` for the job row ``job`` (already created: a service that needs the job's id
+    inside its work, or checks and creates under a lock, makes the row itself) in a daemon
+    thread, or inline when ``background`` is False (then the finished job is returned)."""
     if not background:
         return run(con, job.id, work)
     threading.Thread(target=run, args=(con, job.id, work), name=f"endolite-job-{job.id}",

@@ -212,8 +212,4 @@ def start_extract(ctx: Ctx, video_id: int, *, con=None, background: bool = True,
                            "it to finish before starting another")
         job = job_store.create(con, EXTRACT_JOB, params={"video_id": video_id, **options},
                                created_by=ctx.actor.name)
-    if not background:
-        return jobs.run(con, job.id, work)
-    threading.Thread(target=jobs.run, args=(con, job.id, work), name=f"endolite-job-{job.id}",
-                     daemon=True).start()
-    return job
+    return jobs.launch(con, job, work, background=background)

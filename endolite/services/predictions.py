@@ -147,8 +147,6 @@ def start_predict_job(ctx: Ctx, run_id: int, *, video_id: int | None = None,
     and the run are checked now, before a job exists, and again inside.  The job's result:
     ``{"set_id", "frames", "fps", "precision"}``.  Returns the job (poll ``storage.jobs.get`` /
     ``jobs.wait``)."""
-    import threading
-
     from endolite import jobs
     from endolite.storage import jobs as job_store
 
@@ -164,11 +162,7 @@ def start_predict_job(ctx: Ctx, run_id: int, *, video_id: int | None = None,
         return {"set_id": pset.id, "frames": pset.frames, "fps": pset.fps,
                 "precision": pset.precision}
 
-    if not background:
-        return jobs.run(con, job.id, work)
-    threading.Thread(target=jobs.run, args=(con, job.id, work), name=f"endolite-job-{job.id}",
-                     daemon=True).start()
-    return job
+    return jobs.launch(con, job, work, background=background)
 
 
 # --- predicted segments ---------------------------------------------------------------------

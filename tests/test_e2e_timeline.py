@@ -126,6 +126,7 @@ def test_the_thumbnail_strip_opens_its_frame(tmp_path):
         assert [b.inner_text().replace("▸ ", "") for b in strip.all()] == [
             f"#{n}" for n in (0, 6, 11, 17, 22, 28, 33, 39)]
         shown = page.locator("[data-testid='stImage'] img")
+        shown.nth(7).wait_for()                 # the pictures arrive a moment after the buttons
         assert shown.count() >= 8 and shown.first.evaluate("img => img.naturalWidth") > 0
         page.get_by_role("button", name="#28").click()
         wait_idle(page)
